@@ -1,0 +1,314 @@
+"""The limiter's decisions as pure functions over one account's state.
+
+No clock, no I/O: every function takes `now` and mutates only the `AccountState` it is given, so the
+memory and SQLite stores run exactly this code under their own lock or transaction. The Redis
+store runs a line-for-line port of it in `lua/` (one script call per decision), and one
+conformance suite holds all three to the same answers.
+
+Admission checks every limit before it writes anything, so a refusal leaves the state untouched
+(apart from releasing reservations whose deadline has passed, which every call does first).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from gigawatt.limits.types import (
+    BURST_S,
+    EPS,
+    ROLLING_SLOTS,
+    AccountState,
+    AdmitResult,
+    BucketCharge,
+    BucketSpec,
+    LimitStatus,
+    Reservation,
+    ReservationRecord,
+    WindowCharge,
+    WindowSpec,
+)
+
+
+def sweep(state: AccountState, now: float) -> None:
+    """Release every reservation whose deadline has passed: a crashed caller leaks nothing."""
+    if not state.reservations:
+        return
+    expired = [rid for rid, rec in state.reservations.items() if rec.deadline <= now]
+    for rid in expired:
+        record = state.reservations.pop(rid)
+        _undo(state, record.buckets, record.windows, now)
+
+
+def admit(
+    state: AccountState,
+    buckets: Sequence[BucketSpec],
+    bucket_costs: Sequence[int],
+    windows: Sequence[WindowSpec],
+    credits: float,
+    now: float,
+    reservation_id: str,
+    deadline: float,
+) -> AdmitResult:
+    """Reserve `bucket_costs` in every bucket and `credits` in every window, or nothing at all."""
+    sweep(state, now)
+    refused_by: str | None = None
+    retry_after: float | None = 0.0
+    for spec, cost in zip(buckets, bucket_costs, strict=True):
+        wait = _bucket_wait(state, spec, cost, now)
+        if wait != 0.0:
+            refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
+    for spec in windows:
+        wait = _window_wait(state, spec, credits, now)
+        if wait != 0.0:
+            refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
+    if refused_by is not None:
+        return AdmitResult(
+            False, (), (), refused_by, retry_after, statuses(state, buckets, windows, now)
+        )
+
+    bucket_charges = tuple(
+        BucketCharge(spec.key, spec.kind, cost, spec.interval_s)
+        for spec, cost in zip(buckets, bucket_costs, strict=True)
+    )
+    for charge in bucket_charges:
+        _add_to_bucket(state, charge.key, charge.tokens, charge.interval_s, now)
+    window_charges = tuple(_charge_current(state, spec, credits, now) for spec in windows)
+    state.reservations[reservation_id] = ReservationRecord(deadline, bucket_charges, window_charges)
+    limits = statuses(state, buckets, windows, now)
+    return AdmitResult(True, bucket_charges, window_charges, None, None, limits)
+
+
+def reconcile(
+    state: AccountState,
+    reservation: Reservation,
+    actual_bucket_tokens: Sequence[int],
+    actual_credits: float,
+    windows_now: Mapping[str, WindowSpec],
+    now: float,
+) -> bool:
+    """Replace a reservation with what was really used.
+
+    A reservation released at its deadline is charged in full; one already reconciled or released
+    (and not yet past its deadline) is left alone and False is returned. Each window is corrected
+    in the period the reservation went into while that period is open; once it has closed, only
+    usage beyond the reservation is charged, to the period open now (`windows_now`).
+    """
+    sweep(state, now)
+    held = state.reservations.pop(reservation.id, None) is not None
+    if not held and now < reservation.deadline:
+        return False
+    for charge, actual in zip(reservation.buckets, actual_bucket_tokens, strict=True):
+        delta = actual - charge.tokens if held else actual
+        if delta:
+            _add_to_bucket(state, charge.key, delta, charge.interval_s, now)
+    for charge in reservation.windows:
+        delta = actual_credits - charge.credits if held else actual_credits
+        if _period_is_open(state, charge, now):
+            _add_to_period(state, charge, delta)
+        elif delta > 0 and charge.key in windows_now:
+            _charge_current(state, windows_now[charge.key], delta, now)
+    return True
+
+
+def release(state: AccountState, reservation_id: str, now: float) -> bool:
+    """Undo an open reservation (the upstream failed before producing anything)."""
+    sweep(state, now)
+    record = state.reservations.pop(reservation_id, None)
+    if record is None:
+        return False
+    _undo(state, record.buckets, record.windows, now)
+    return True
+
+
+def statuses(
+    state: AccountState, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
+) -> tuple[LimitStatus, ...]:
+    """Every limit as it stands at `now` (read only)."""
+    out = [_bucket_status(state, spec, now) for spec in buckets]
+    out.extend(_window_status(state, spec, now) for spec in windows)
+    return tuple(out)
+
+
+# --- buckets -------------------------------------------------------------------------------
+
+
+def _bucket_wait(state: AccountState, spec: BucketSpec, cost: int, now: float) -> float | None:
+    """0.0 if `cost` fits now, else seconds until it does (None: it never will)."""
+    if cost > spec.limit:
+        return None
+    tat = state.tats.get(spec.key, now)
+    new_tat = (tat if tat > now else now) + cost * spec.interval_s
+    over = new_tat - now - BURST_S
+    if over <= EPS * spec.interval_s:
+        return 0.0
+    return over
+
+
+def _add_to_bucket(
+    state: AccountState, key: str, tokens: int | float, interval: float, now: float
+) -> None:
+    tat = state.tats.get(key, now)
+    new_tat = (tat if tat > now else now) + tokens * interval
+    state.tats[key] = new_tat if new_tat > now else now
+
+
+def _bucket_status(state: AccountState, spec: BucketSpec, now: float) -> LimitStatus:
+    tat = state.tats.get(spec.key, now)
+    backlog = tat - now if tat > now else 0.0
+    remaining = math.floor((BURST_S - backlog) / spec.interval_s + EPS)
+    remaining = max(0, min(spec.limit, remaining))
+    return LimitStatus(
+        spec.name,
+        "bucket",
+        spec.limit,
+        spec.limit - remaining,
+        remaining,
+        now + backlog,
+        spec.model,
+    )
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+def _slot_s(spec_length_s: float) -> float:
+    return spec_length_s / ROLLING_SLOTS
+
+
+def _open_usage(state: AccountState, spec: WindowSpec, now: float) -> tuple[float, float | None]:
+    """(credits used, when the window resets) for the period open at `now`."""
+    key = spec.key
+    if spec.mode == "rolling":
+        slots = state.slots.get(key)
+        if not slots:
+            return 0.0, None
+        slot_s = _slot_s(spec.length_s)
+        first = math.floor(now / slot_s) - ROLLING_SLOTS + 1
+        live = [i for i in slots if i >= first]
+        if not live:
+            return 0.0, None
+        return sum(slots[i] for i in live), (min(live) + ROLLING_SLOTS) * slot_s
+    start = state.starts.get(key)
+    if spec.mode == "anchored":
+        return (state.used.get(key, 0.0) if start == spec.start else 0.0), spec.end
+    if start is None or now >= start + spec.length_s:
+        return 0.0, None
+    return state.used.get(key, 0.0), start + spec.length_s
+
+
+def _window_wait(state: AccountState, spec: WindowSpec, credits: float, now: float) -> float | None:
+    used, reset_at = _open_usage(state, spec, now)
+    if used + credits <= spec.limit + EPS:
+        return 0.0
+    options: list[float] = []
+    if credits <= spec.limit + EPS:
+        freed_at = (
+            _rolling_fits_at(state, spec, credits, now) if spec.mode == "rolling" else reset_at
+        )
+        if freed_at is not None:
+            options.append(freed_at)
+    if spec.relief_at and credits <= spec.relief_limit + EPS:
+        if used + credits <= spec.relief_limit + EPS:
+            options.append(spec.relief_at)
+        elif reset_at is not None:
+            options.append(max(reset_at, spec.relief_at))
+    if not options:
+        return None
+    return max(min(options) - now, EPS)
+
+
+def _rolling_fits_at(
+    state: AccountState, spec: WindowSpec, credits: float, now: float
+) -> float | None:
+    """The first slot boundary at which enough old usage has left the window for `credits`."""
+    slots = state.slots.get(spec.key, {})
+    slot_s = _slot_s(spec.length_s)
+    first = math.floor(now / slot_s) - ROLLING_SLOTS + 1
+    live = sorted(i for i in slots if i >= first)
+    remaining = sum(slots[i] for i in live)
+    for i in live:
+        remaining -= slots[i]
+        if remaining + credits <= spec.limit + EPS:
+            return (i + ROLLING_SLOTS) * slot_s
+    return None
+
+
+def _charge_current(
+    state: AccountState, spec: WindowSpec, credits: float, now: float
+) -> WindowCharge:
+    """Add credits to the period open at `now`, opening one if needed."""
+    key = spec.key
+    if spec.mode == "rolling":
+        slot_s = _slot_s(spec.length_s)
+        current = math.floor(now / slot_s)
+        slots = state.slots.setdefault(key, {})
+        for i in [i for i in slots if i <= current - ROLLING_SLOTS]:
+            del slots[i]
+        slots[current] = slots.get(current, 0.0) + credits
+        return WindowCharge(key, True, credits, float(current), (current + ROLLING_SLOTS) * slot_s)
+    start = state.starts.get(key)
+    if spec.mode == "anchored":
+        if start != spec.start:
+            state.starts[key] = start = spec.start
+            state.used[key] = 0.0
+        end = spec.end
+    else:
+        if start is None or now >= start + spec.length_s:
+            state.starts[key] = start = now
+            state.used[key] = 0.0
+        end = start + spec.length_s
+    state.used[key] = state.used.get(key, 0.0) + credits
+    return WindowCharge(key, False, credits, start, end)
+
+
+def _period_is_open(state: AccountState, charge: WindowCharge, now: float) -> bool:
+    if now >= charge.end:
+        return False
+    if charge.rolling:
+        return int(charge.period) in state.slots.get(charge.key, {})
+    return state.starts.get(charge.key) == charge.period
+
+
+def _add_to_period(state: AccountState, charge: WindowCharge, delta: float) -> None:
+    if charge.rolling:
+        slots = state.slots[charge.key]
+        slot = int(charge.period)
+        slots[slot] = max(0.0, slots[slot] + delta)
+    else:
+        state.used[charge.key] = max(0.0, state.used.get(charge.key, 0.0) + delta)
+
+
+def _window_status(state: AccountState, spec: WindowSpec, now: float) -> LimitStatus:
+    used, reset_at = _open_usage(state, spec, now)
+    return LimitStatus(spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at)
+
+
+# --- shared --------------------------------------------------------------------------------
+
+
+def _undo(
+    state: AccountState,
+    buckets: Sequence[BucketCharge],
+    windows: Sequence[WindowCharge],
+    now: float,
+) -> None:
+    for charge in buckets:
+        if charge.tokens:
+            _add_to_bucket(state, charge.key, -charge.tokens, charge.interval_s, now)
+    for charge in windows:
+        if _period_is_open(state, charge, now):
+            _add_to_period(state, charge, -charge.credits)
+
+
+def _worse(
+    name: str | None, wait: float | None, new_name: str, new_wait: float | None
+) -> tuple[str, float | None]:
+    """Keep the refusal that lasts longest: retrying before it ends would be refused again."""
+    if name is None:
+        return new_name, new_wait
+    if wait is None:
+        return name, wait
+    if new_wait is None or new_wait > wait:
+        return new_name, new_wait
+    return name, wait

@@ -1,0 +1,139 @@
+"""The limiter's values: what it is asked to enforce, what it decides, what it keeps per account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+from gigawatt.limits.usage import Usage
+
+BucketKind = Literal["rpm", "input_tpm", "output_tpm"]
+WindowMode = Literal["session", "anchored", "rolling"]
+
+# A bucket holds one minute's worth: that is the burst the policy promises.
+BURST_S = 60.0
+# A rolling window is kept as this many slots, so it is exact to 1/60 of its length.
+ROLLING_SLOTS = 60
+# Float slack so that 50 requests at 1.2 s each fit a 60 s burst despite rounding.
+EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """A GCRA token bucket for one (account, model): `limit` per minute, burst `limit`."""
+
+    key: str
+    name: str  # requests | input-tokens | output-tokens
+    model: str
+    kind: BucketKind
+    limit: int
+    interval_s: float  # 60 / limit: the time one token takes to drip back
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A usage window as it stands at one instant (peak factor and calendar period applied)."""
+
+    key: str
+    name: str
+    mode: WindowMode
+    length_s: float
+    limit: float  # credits, with the peak factor applied
+    start: float = 0.0  # anchored only: this period's start
+    end: float = 0.0  # anchored only: this period's end
+    relief_at: float = 0.0  # when a peak-lowered limit rises again (0: not lowered)
+    relief_limit: float = 0.0  # the limit from relief_at on
+
+
+class BucketCharge(NamedTuple):
+    key: str
+    kind: BucketKind
+    tokens: int
+    interval_s: float
+
+
+class WindowCharge(NamedTuple):
+    """Credits put into one period of a window: a session/anchored start, or a rolling slot."""
+
+    key: str
+    rolling: bool
+    credits: float
+    period: float
+    end: float  # when that period stops counting
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What an admitted request holds until it is reconciled, released or expires."""
+
+    id: str
+    account: str
+    plan: str
+    model: str
+    estimate: Usage
+    admitted_at: float
+    deadline: float
+    buckets: tuple[BucketCharge, ...]
+    windows: tuple[WindowCharge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    """One limit as the caller should see it: for headers, the usage API and refusals."""
+
+    name: str
+    scope: Literal["bucket", "window"]
+    limit: float
+    used: float
+    remaining: float
+    reset_at: float | None  # bucket: when full again; window: when it closes (None: none open)
+    model: str | None = None  # the model a bucket belongs to; None for windows
+
+    @property
+    def utilization(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Admitted with a reservation, or refused by `refused_by` until `retry_after` seconds pass.
+
+    `retry_after` is None on a refusal that waiting cannot cure: the request alone is too big.
+    """
+
+    admitted: bool
+    reservation: Reservation | None
+    limits: tuple[LimitStatus, ...]
+    refused_by: str | None = None
+    retry_after: float | None = None
+
+
+class AdmitResult(NamedTuple):
+    """What a store answers to an admission: the engine's verdict and every limit after it."""
+
+    admitted: bool
+    buckets: tuple[BucketCharge, ...]
+    windows: tuple[WindowCharge, ...]
+    refused_by: str | None
+    retry_after: float | None
+    limits: tuple[LimitStatus, ...]
+
+
+@dataclass(slots=True)
+class ReservationRecord:
+    """What the store keeps of an open reservation: enough to undo it at its deadline."""
+
+    deadline: float
+    buckets: tuple[BucketCharge, ...]
+    windows: tuple[WindowCharge, ...]
+
+
+@dataclass(slots=True)
+class AccountState:
+    """Everything stored for one account. Mutated in place by `engine`, under the store's lock."""
+
+    tats: dict[str, float] = field(default_factory=dict)  # bucket key -> theoretical arrival time
+    starts: dict[str, float] = field(default_factory=dict)  # window key -> period start
+    used: dict[str, float] = field(default_factory=dict)  # window key -> credits in that period
+    slots: dict[str, dict[int, float]] = field(default_factory=dict)  # rolling key -> slot credits
+    reservations: dict[str, ReservationRecord] = field(default_factory=dict)
