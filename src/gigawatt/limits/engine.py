@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 
 from gigawatt.limits.types import (
     BURST_S,
-    EPS,
+    CREDIT_SLACK,
     ROLLING_SLOTS,
+    TIME_SLACK_S,
+    TOKEN_SLACK,
     AccountState,
     AdmitResult,
     BucketCharge,
@@ -125,7 +127,7 @@ def statuses(
     state: AccountState, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
 ) -> tuple[LimitStatus, ...]:
     """Every limit as it stands at `now` (read only)."""
-    out = [_bucket_status(state, spec, now) for spec in buckets]
+    out = [bucket_status(state, spec, now) for spec in buckets]
     out.extend(_window_status(state, spec, now) for spec in windows)
     return tuple(out)
 
@@ -140,7 +142,7 @@ def _bucket_wait(state: AccountState, spec: BucketSpec, cost: int, now: float) -
     tat = state.tats.get(spec.key, now)
     new_tat = (tat if tat > now else now) + cost * spec.interval_s
     over = new_tat - now - BURST_S
-    if over <= EPS * spec.interval_s:
+    if over <= _time_slack(spec.interval_s):
         return 0.0
     return over
 
@@ -153,10 +155,10 @@ def _add_to_bucket(
     state.tats[key] = new_tat if new_tat > now else now
 
 
-def _bucket_status(state: AccountState, spec: BucketSpec, now: float) -> LimitStatus:
+def bucket_status(state: AccountState, spec: BucketSpec, now: float) -> LimitStatus:
     tat = state.tats.get(spec.key, now)
     backlog = tat - now if tat > now else 0.0
-    remaining = math.floor((BURST_S - backlog) / spec.interval_s + EPS)
+    remaining = math.floor((BURST_S - backlog + _time_slack(spec.interval_s)) / spec.interval_s)
     remaining = max(0, min(spec.limit, remaining))
     return LimitStatus(
         spec.name,
@@ -169,7 +171,16 @@ def _bucket_status(state: AccountState, spec: BucketSpec, now: float) -> LimitSt
     )
 
 
+def _time_slack(interval_s: float) -> float:
+    slack = TOKEN_SLACK * interval_s
+    return slack if slack > TIME_SLACK_S else TIME_SLACK_S
+
+
 # --- windows -------------------------------------------------------------------------------
+
+
+def _fits(credits: float, limit: float) -> bool:
+    return credits <= limit + CREDIT_SLACK * (limit if limit > 1.0 else 1.0)
 
 
 def _slot_s(spec_length_s: float) -> float:
@@ -188,7 +199,8 @@ def _open_usage(state: AccountState, spec: WindowSpec, now: float) -> tuple[floa
         live = [i for i in slots if i >= first]
         if not live:
             return 0.0, None
-        return sum(slots[i] for i in live), (min(live) + ROLLING_SLOTS) * slot_s
+        live.sort()  # the Lua port sums in slot order; the same order gives the same float
+        return sum(slots[i] for i in live), (live[0] + ROLLING_SLOTS) * slot_s
     start = state.starts.get(key)
     if spec.mode == "anchored":
         return (state.used.get(key, 0.0) if start == spec.start else 0.0), spec.end
@@ -199,23 +211,23 @@ def _open_usage(state: AccountState, spec: WindowSpec, now: float) -> tuple[floa
 
 def _window_wait(state: AccountState, spec: WindowSpec, credits: float, now: float) -> float | None:
     used, reset_at = _open_usage(state, spec, now)
-    if used + credits <= spec.limit + EPS:
+    if _fits(used + credits, spec.limit):
         return 0.0
     options: list[float] = []
-    if credits <= spec.limit + EPS:
+    if _fits(credits, spec.limit):
         freed_at = (
             _rolling_fits_at(state, spec, credits, now) if spec.mode == "rolling" else reset_at
         )
         if freed_at is not None:
             options.append(freed_at)
-    if spec.relief_at and credits <= spec.relief_limit + EPS:
-        if used + credits <= spec.relief_limit + EPS:
+    if spec.relief_at and _fits(credits, spec.relief_limit):
+        if _fits(used + credits, spec.relief_limit):
             options.append(spec.relief_at)
         elif reset_at is not None:
             options.append(max(reset_at, spec.relief_at))
     if not options:
         return None
-    return max(min(options) - now, EPS)
+    return max(min(options) - now, TIME_SLACK_S)
 
 
 def _rolling_fits_at(
@@ -229,7 +241,7 @@ def _rolling_fits_at(
     remaining = sum(slots[i] for i in live)
     for i in live:
         remaining -= slots[i]
-        if remaining + credits <= spec.limit + EPS:
+        if _fits(remaining + credits, spec.limit):
             return (i + ROLLING_SLOTS) * slot_s
     return None
 

@@ -14,8 +14,13 @@ WindowMode = Literal["session", "anchored", "rolling"]
 BURST_S = 60.0
 # A rolling window is kept as this many slots, so it is exact to 1/60 of its length.
 ROLLING_SLOTS = 60
-# Float slack so that 50 requests at 1.2 s each fit a 60 s burst despite rounding.
-EPS = 1e-9
+# Float slack. Epoch seconds near 1.8e9 are spaced 2.4e-7 s apart, so a bucket's theoretical arrival
+# time carries rounding of that order per charge. A charge fits if it overshoots by at most a
+# thousandth of a token or 10 microseconds, whichever is more: never a whole token below 6 million
+# per minute, and never a refusal caused by rounding alone. Window credits get a relative slack.
+TOKEN_SLACK = 1e-3
+TIME_SLACK_S = 1e-5
+CREDIT_SLACK = 1e-9
 
 
 @dataclass(frozen=True, slots=True)

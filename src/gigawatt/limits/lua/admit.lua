@@ -1,0 +1,141 @@
+-- admit: ARGV = now, reservation id, deadline, bucket count, window count, credits, key ttl,
+--   then per bucket: key, limit, interval, cost
+--   then per window: key, mode (s|a|r), length, limit, start, end, relief_at, relief_limit
+-- returns {admitted, refused (e.g. "b2", "w1" or ""), retry_after ("" if never),
+--   per bucket its TAT after, per window: used, reset ("" if none), period, end}
+local now = tonumber(ARGV[1])
+local rid = ARGV[2]
+local deadline = tonumber(ARGV[3])
+local nb, nw = tonumber(ARGV[4]), tonumber(ARGV[5])
+local credits = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+
+local buckets, windows = {}, {}
+local a = 8
+for i = 1, nb do
+  buckets[i] = {key = ARGV[a], limit = tonumber(ARGV[a + 1]), interval = tonumber(ARGV[a + 2]),
+                cost = tonumber(ARGV[a + 3])}
+  a = a + 4
+end
+for i = 1, nw do
+  windows[i] = {key = ARGV[a], mode = ARGV[a + 1], length = tonumber(ARGV[a + 2]),
+                limit = tonumber(ARGV[a + 3]), start = tonumber(ARGV[a + 4]),
+                finish = tonumber(ARGV[a + 5]), relief_at = tonumber(ARGV[a + 6]),
+                relief_limit = tonumber(ARGV[a + 7])}
+  a = a + 8
+end
+
+sweep(now)
+
+-- wait: 0 fits now, false never, else seconds
+local function bucket_wait(b)
+  if b.cost > b.limit then return false end
+  local tat = num(b.key, now)
+  if tat < now then tat = now end
+  local over = tat + b.cost * b.interval - now - BURST_S
+  if over <= time_slack(b.interval) then return 0 end
+  return over
+end
+
+local function rolling_fits_at(w)
+  local slots, order = read_slots(w.key)
+  local slot_s = w.length / SLOTS
+  local first = math.floor(now / slot_s) - SLOTS + 1
+  local remaining = 0.0
+  for _, i in ipairs(order) do
+    if i >= first then remaining = remaining + slots[i] end
+  end
+  for _, i in ipairs(order) do
+    if i >= first then
+      remaining = remaining - slots[i]
+      if fits(remaining + credits, w.limit) then return (i + SLOTS) * slot_s end
+    end
+  end
+  return nil
+end
+
+local function window_wait(w)
+  local used, reset_at = open_usage(w, now)
+  if fits(used + credits, w.limit) then return 0 end
+  local best = nil
+  if fits(credits, w.limit) then
+    local freed_at = reset_at
+    if w.mode == 'r' then freed_at = rolling_fits_at(w) end
+    if freed_at ~= nil then best = freed_at end
+  end
+  if w.relief_at ~= 0 and fits(credits, w.relief_limit) then
+    local t = nil
+    if fits(used + credits, w.relief_limit) then
+      t = w.relief_at
+    elseif reset_at ~= nil then
+      t = math.max(reset_at, w.relief_at)
+    end
+    if t ~= nil and (best == nil or t < best) then best = t end
+  end
+  if best == nil then return false end
+  return math.max(best - now, TIME_SLACK_S)
+end
+
+local refused, retry = '', 0
+local function worse(name, wait)
+  if refused == '' then
+    refused, retry = name, wait
+  elseif retry == false then
+    return
+  elseif wait == false or wait > retry then
+    refused, retry = name, wait
+  end
+end
+
+for i, b in ipairs(buckets) do
+  local wait = bucket_wait(b)
+  if wait ~= 0 then worse('b' .. i, wait) end
+end
+for i, w in ipairs(windows) do
+  local wait = window_wait(w)
+  if wait ~= 0 then worse('w' .. i, wait) end
+end
+
+local out = {}
+if refused ~= '' then
+  out[1], out[2] = 0, refused
+  if retry == false then out[3] = '' else out[3] = fmt(retry) end
+  for i, b in ipairs(buckets) do out[#out + 1] = fmt(num(b.key, now)) end
+  for i, w in ipairs(windows) do
+    local used, reset_at = open_usage(w, now)
+    out[#out + 1] = fmt(used)
+    out[#out + 1] = reset_at and fmt(reset_at) or ''
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+  end
+  return out
+end
+
+local bparts, wparts = {}, {}
+for i, b in ipairs(buckets) do
+  add_to_bucket(b.key, b.cost, b.interval, now)
+  bparts[i] = b.key .. ',' .. fmt(b.cost) .. ',' .. fmt(b.interval)
+end
+local periods = {}
+for i, w in ipairs(windows) do
+  local period, finish = charge_current(w, credits, now)
+  periods[i] = {period, finish}
+  local rolling = 0
+  if w.mode == 'r' then rolling = 1 end
+  wparts[i] = w.key .. ',' .. rolling .. ',' .. fmt(credits) .. ',' .. fmt(period) .. ',' .. fmt(finish)
+end
+redis.call('HSET', H, 'r:' .. rid,
+  fmt(deadline) .. '|' .. table.concat(bparts, ';') .. '|' .. table.concat(wparts, ';'))
+redis.call('ZADD', DL, fmt(deadline), rid)
+touch(ttl)
+
+out[1], out[2], out[3] = 1, '', ''
+for i, b in ipairs(buckets) do out[#out + 1] = fmt(num(b.key, now)) end
+for i, w in ipairs(windows) do
+  local used, reset_at = open_usage(w, now)
+  out[#out + 1] = fmt(used)
+  out[#out + 1] = reset_at and fmt(reset_at) or ''
+  out[#out + 1] = fmt(periods[i][1])
+  out[#out + 1] = fmt(periods[i][2])
+end
+return out

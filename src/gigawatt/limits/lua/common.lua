@@ -1,0 +1,184 @@
+-- Shared by every limiter script: a line-for-line port of gigawatt/limits/engine.py.
+-- KEYS[1] is the account's hash, KEYS[2] its reservation deadlines (a sorted set); both carry the
+-- account as a hash tag so one script touches one Cluster slot. Numbers travel as %.17g strings
+-- because Redis would truncate a Lua number to an integer and %.14g would lose precision.
+
+local H = KEYS[1]
+local DL = KEYS[2]
+local BURST_S = 60.0
+local SLOTS = 60
+local TOKEN_SLACK = 1e-3
+local TIME_SLACK_S = 1e-5
+local CREDIT_SLACK = 1e-9
+
+local function time_slack(interval)
+  local slack = TOKEN_SLACK * interval
+  if slack > TIME_SLACK_S then return slack end
+  return TIME_SLACK_S
+end
+
+local function fits(credits, limit)
+  local scale = 1.0
+  if limit > 1.0 then scale = limit end
+  return credits <= limit + CREDIT_SLACK * scale
+end
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local function num(field, default)
+  local v = redis.call('HGET', H, field)
+  if v then return tonumber(v) end
+  return default
+end
+
+-- rolling slots are one field "<key>:r" = "slot=credits;slot=credits" in ascending slot order
+local function read_slots(key)
+  local out, order = {}, {}
+  local v = redis.call('HGET', H, key .. ':r')
+  if v then
+    for i, c in string.gmatch(v, '([^=;]+)=([^;]+)') do
+      local n = tonumber(i)
+      out[n] = tonumber(c)
+      order[#order + 1] = n
+    end
+  end
+  table.sort(order)
+  return out, order
+end
+
+local function write_slots(key, slots)
+  local order = {}
+  for i in pairs(slots) do order[#order + 1] = i end
+  table.sort(order)
+  local parts = {}
+  for _, i in ipairs(order) do parts[#parts + 1] = fmt(i) .. '=' .. fmt(slots[i]) end
+  redis.call('HSET', H, key .. ':r', table.concat(parts, ';'))
+end
+
+local function add_to_bucket(key, tokens, interval, now)
+  local tat = num(key, now)
+  if tat < now then tat = now end
+  local new_tat = tat + tokens * interval
+  if new_tat < now then new_tat = now end
+  redis.call('HSET', H, key, fmt(new_tat))
+end
+
+-- (credits used, reset time or nil) of the period open at now
+local function open_usage(w, now)
+  if w.mode == 'r' then
+    local slots, order = read_slots(w.key)
+    local slot_s = w.length / SLOTS
+    local first = math.floor(now / slot_s) - SLOTS + 1
+    local used, oldest = 0.0, nil
+    for _, i in ipairs(order) do
+      if i >= first then
+        used = used + slots[i]
+        if oldest == nil then oldest = i end
+      end
+    end
+    if oldest == nil then return 0.0, nil end
+    return used, (oldest + SLOTS) * slot_s
+  end
+  local start = num(w.key .. ':s', nil)
+  if w.mode == 'a' then
+    if start == w.start then return num(w.key .. ':u', 0.0), w.finish end
+    return 0.0, w.finish
+  end
+  if start == nil or now >= start + w.length then return 0.0, nil end
+  return num(w.key .. ':u', 0.0), start + w.length
+end
+
+-- returns period, end
+local function charge_current(w, credits, now)
+  if w.mode == 'r' then
+    local slot_s = w.length / SLOTS
+    local current = math.floor(now / slot_s)
+    local slots, order = read_slots(w.key)
+    for _, i in ipairs(order) do
+      if i <= current - SLOTS then slots[i] = nil end
+    end
+    slots[current] = (slots[current] or 0.0) + credits
+    write_slots(w.key, slots)
+    return current, (current + SLOTS) * slot_s
+  end
+  local start = num(w.key .. ':s', nil)
+  local used
+  local finish
+  if w.mode == 'a' then
+    if start ~= w.start then
+      start = w.start
+      used = 0.0
+    else
+      used = num(w.key .. ':u', 0.0)
+    end
+    finish = w.finish
+  else
+    if start == nil or now >= start + w.length then
+      start = now
+      used = 0.0
+    else
+      used = num(w.key .. ':u', 0.0)
+    end
+    finish = start + w.length
+  end
+  redis.call('HSET', H, w.key .. ':s', fmt(start), w.key .. ':u', fmt(used + credits))
+  return start, finish
+end
+
+local function period_is_open(key, rolling, period, finish, now)
+  if now >= finish then return false end
+  if rolling == 1 then
+    local slots = read_slots(key)
+    return slots[period] ~= nil
+  end
+  return num(key .. ':s', nil) == period
+end
+
+local function add_to_period(key, rolling, period, delta)
+  if rolling == 1 then
+    local slots = read_slots(key)
+    local v = slots[period] + delta
+    if v < 0 then v = 0.0 end
+    slots[period] = v
+    write_slots(key, slots)
+  else
+    local v = num(key .. ':u', 0.0) + delta
+    if v < 0 then v = 0.0 end
+    redis.call('HSET', H, key .. ':u', fmt(v))
+  end
+end
+
+-- a reservation record: "deadline|bkey,tokens,interval;...|wkey,rolling,credits,period,end;..."
+local function undo(record, now)
+  local _, _, bpart, wpart = string.find(record, '^[^|]*|([^|]*)|(.*)$')
+  for key, tokens, interval in string.gmatch(bpart, '([^,;]+),([^,;]+),([^,;]+)') do
+    local t = tonumber(tokens)
+    if t ~= 0 then add_to_bucket(key, -t, tonumber(interval), now) end
+  end
+  for key, rolling, credits, period, finish in
+    string.gmatch(wpart, '([^,;]+),([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
+    local r, p = tonumber(rolling), tonumber(period)
+    if period_is_open(key, r, p, tonumber(finish), now) then
+      add_to_period(key, r, p, -tonumber(credits))
+    end
+  end
+end
+
+local function sweep(now)
+  local expired = redis.call('ZRANGEBYSCORE', DL, '-inf', fmt(now))
+  for _, rid in ipairs(expired) do
+    local record = redis.call('HGET', H, 'r:' .. rid)
+    if record then
+      undo(record, now)
+      redis.call('HDEL', H, 'r:' .. rid)
+    end
+    redis.call('ZREM', DL, rid)
+  end
+end
+
+local function touch(ttl)
+  redis.call('EXPIRE', H, ttl)
+  redis.call('EXPIRE', DL, ttl)
+end

@@ -1,0 +1,260 @@
+"""`redis://host:port/db`: state shared by many gateway processes and machines.
+
+Every admission is one `EVALSHA` of `lua/admit.lua` and every reconcile one of `reconcile.lua`:
+one round trip each, atomic on the server. An account's two keys, `gw:{account}` (a hash of
+its buckets, windows and open reservations) and `gw:{account}:dl` (reservation deadlines), share
+the hash tag `{account}`, so the same scripts run unchanged on Redis Cluster.
+
+Time comes from the caller (`now`), not from the Redis server's clock, so the gateway and the
+simulator drive the same scripts; gateway replicas must keep their clocks in sync (NTP), as a
+difference between them moves windows by that much. Key expiry (server time) is only
+housekeeping for idle accounts and is set well past the longest window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis
+import redis.exceptions
+
+from gigawatt.errors import StateError, StateTimeout
+from gigawatt.limits import engine
+from gigawatt.limits.storage.base import AdmitRequest
+from gigawatt.limits.types import (
+    AccountState,
+    AdmitResult,
+    BucketCharge,
+    BucketSpec,
+    LimitStatus,
+    Reservation,
+    ReservationRecord,
+    WindowCharge,
+    WindowSpec,
+)
+
+_MODES = {"session": "s", "anchored": "a", "rolling": "r"}
+_T = TypeVar("_T")
+
+
+def load_script(name: str) -> str:
+    """An operation's script, prefixed with the helpers every script shares."""
+    lua = resources.files("gigawatt.limits") / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def account_keys(account: str) -> list[str]:
+    # Braces inside the account name would change the hash tag; they cannot occur in a hash tag.
+    safe = account.replace("{", "(").replace("}", ")")
+    return [f"gw:{{{safe}}}", f"gw:{{{safe}}}:dl"]
+
+
+def _num(x: float) -> str:
+    # repr() is the shortest exact form of a float, and Lua's tonumber reads it back exactly.
+    return repr(float(x))
+
+
+class RedisStore:
+    def __init__(
+        self, url: str, timeout_s: float = 2.0, key_ttl_s: int = 14 * 86_400, **client: Any
+    ) -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, **client
+        )
+        self.key_ttl_s = key_ttl_s
+        self._admit = self.client.register_script(load_script("admit"))
+        self._reconcile = self.client.register_script(load_script("reconcile"))
+        self._release = self.client.register_script(load_script("release"))
+
+    def admit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
+        buckets, costs, windows, credits = request[:4]
+        reply = self._call(
+            lambda: self._admit(
+                keys=account_keys(account), args=admit_args(request, now, self.key_ttl_s)
+            )
+        )
+        return decode_admit_reply(reply, buckets, costs, windows, credits, now)
+
+    def reconcile(
+        self,
+        reservation: Reservation,
+        actual_tokens: Sequence[int],
+        actual_credits: float,
+        windows_now: Mapping[str, WindowSpec],
+        now: float,
+    ) -> bool:
+        args = reconcile_args(
+            reservation, actual_tokens, actual_credits, windows_now, now, self.key_ttl_s
+        )
+        keys = account_keys(reservation.account)
+        return bool(self._call(lambda: self._reconcile(keys=keys, args=args)))
+
+    def release(self, reservation: Reservation, now: float) -> bool:
+        keys = account_keys(reservation.account)
+        return bool(self._call(lambda: self._release(keys=keys, args=[_num(now), reservation.id])))
+
+    def statuses(
+        self,
+        account: str,
+        buckets: Sequence[BucketSpec],
+        windows: Sequence[WindowSpec],
+        now: float,
+    ) -> tuple[LimitStatus, ...]:
+        # Read only: expired reservations are released in this view, and for real by the next
+        # script that runs for the account.
+        fields = self._call(lambda: self.client.hgetall(account_keys(account)[0]))
+        state = decode_hash(fields)
+        engine.sweep(state, now)
+        return engine.statuses(state, buckets, windows, now)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except redis.exceptions.TimeoutError as exc:
+            raise StateTimeout(f"Redis did not answer in time: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise StateError(f"Redis failed: {exc}") from exc
+
+
+def admit_args(request: AdmitRequest, now: float, ttl_s: int) -> list[str | int]:
+    buckets, costs, windows, credits, rid, deadline = request
+    args: list[str | int] = [
+        _num(now),
+        rid,
+        _num(deadline),
+        len(buckets),
+        len(windows),
+        _num(credits),
+        ttl_s,
+    ]
+    for spec, cost in zip(buckets, costs, strict=True):
+        args += [spec.key, spec.limit, _num(spec.interval_s), cost]
+    for w in windows:
+        args += [
+            w.key,
+            _MODES[w.mode],
+            _num(w.length_s),
+            _num(w.limit),
+            _num(w.start),
+            _num(w.end),
+            _num(w.relief_at),
+            _num(w.relief_limit),
+        ]
+    return args
+
+
+def decode_admit_reply(
+    reply: list[Any],
+    buckets: Sequence[BucketSpec],
+    costs: Sequence[int],
+    windows: Sequence[WindowSpec],
+    credits: float,
+    now: float,
+) -> AdmitResult:
+    admitted = int(reply[0]) == 1
+    state = AccountState()
+    pos = 3
+    for spec in buckets:
+        state.tats[spec.key] = float(reply[pos])
+        pos += 1
+    limits = [engine.bucket_status(state, spec, now) for spec in buckets]
+    window_charges = []
+    for spec in windows:
+        used = float(reply[pos])
+        reset_at = float(reply[pos + 1]) if reply[pos + 1] else None
+        limits.append(
+            LimitStatus(
+                spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at
+            )
+        )
+        if admitted:
+            period, end = float(reply[pos + 2]), float(reply[pos + 3])
+            window_charges.append(
+                WindowCharge(spec.key, spec.mode == "rolling", credits, period, end)
+            )
+        pos += 4
+    if not admitted:
+        refused = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        names = buckets if refused[0] == "b" else windows
+        retry = float(reply[2]) if reply[2] else None
+        return AdmitResult(False, (), (), names[int(refused[1:]) - 1].name, retry, tuple(limits))
+    bucket_charges = tuple(
+        BucketCharge(spec.key, spec.kind, cost, spec.interval_s)
+        for spec, cost in zip(buckets, costs, strict=True)
+    )
+    return AdmitResult(True, bucket_charges, tuple(window_charges), None, None, tuple(limits))
+
+
+def reconcile_args(
+    reservation: Reservation,
+    actual_tokens: Sequence[int],
+    actual_credits: float,
+    windows_now: Mapping[str, WindowSpec],
+    now: float,
+    ttl_s: int,
+) -> list[str | int]:
+    args: list[str | int] = [
+        _num(now),
+        reservation.id,
+        _num(reservation.deadline),
+        len(reservation.buckets),
+        len(reservation.windows),
+        _num(actual_credits),
+        ttl_s,
+    ]
+    for charge, actual in zip(reservation.buckets, actual_tokens, strict=True):
+        args += [charge.key, _num(charge.interval_s), charge.tokens, actual]
+    for charge in reservation.windows:
+        args += [
+            charge.key,
+            1 if charge.rolling else 0,
+            _num(charge.credits),
+            _num(charge.period),
+            _num(charge.end),
+        ]
+        spec = windows_now.get(charge.key)
+        if spec is None:
+            args += ["-", "0", "0", "0"]
+        else:
+            args += [_MODES[spec.mode], _num(spec.length_s), _num(spec.start), _num(spec.end)]
+    return args
+
+
+def decode_hash(fields: Mapping[bytes, bytes]) -> AccountState:
+    """The `AccountState` an account's hash holds (see `lua/common.lua` for the layout)."""
+    state = AccountState()
+    for raw_field, raw_value in fields.items():
+        field, value = raw_field.decode(), raw_value.decode()
+        if field.startswith("b:"):
+            state.tats[field] = float(value)
+        elif field.startswith("r:"):
+            state.reservations[field[2:]] = _decode_record(value)
+        elif field.endswith(":s"):
+            state.starts[field[:-2]] = float(value)
+        elif field.endswith(":u"):
+            state.used[field[:-2]] = float(value)
+        elif field.endswith(":r"):
+            state.slots[field[:-2]] = {
+                int(float(i)): float(c)
+                for i, c in (part.split("=") for part in value.split(";") if part)
+            }
+    return state
+
+
+def _decode_record(value: str) -> ReservationRecord:
+    deadline, bpart, wpart = value.split("|")
+    buckets = []
+    for item in filter(None, bpart.split(";")):
+        key, tokens, interval = item.split(",")
+        kind = key.rsplit(":", 1)[1]
+        buckets.append(BucketCharge(key, kind, int(float(tokens)), float(interval)))  # type: ignore[arg-type]
+    windows = []
+    for item in filter(None, wpart.split(";")):
+        key, rolling, credits, period, end = item.split(",")
+        windows.append(WindowCharge(key, rolling == "1", float(credits), float(period), float(end)))
+    return ReservationRecord(float(deadline), tuple(buckets), tuple(windows))
