@@ -17,11 +17,12 @@ from gigawatt.policy.model import (
 )
 
 WEEK_S = 7 * 86_400
+DEFAULT_RATE = Rate(rpm=10, input_tpm=10_000, output_tpm=2_000)
 
 
 def make_policy(
     *,
-    rate: Rate | None = Rate(rpm=10, input_tpm=10_000, output_tpm=2_000),
+    rate: Rate | None = None,
     windows: tuple[Window, ...] = (
         Window("session-5h", "session", 5 * 3600, 100_000.0),
         Window("weekly", "weekly", WEEK_S, 400_000.0),
@@ -34,7 +35,8 @@ def make_policy(
         "small": Model("small", CreditWeights(1, 5, 0.1, 1.25)),
         "big": Model("big", CreditWeights(5, 25, 0.5, 6.25)),
     }
-    rates = MappingProxyType({name: rate or Rate() for name in models})
+    rate = rate if rate is not None else DEFAULT_RATE
+    rates = MappingProxyType({name: rate for name in models})
     plan = Plan(
         name="pro",
         priority=1,
