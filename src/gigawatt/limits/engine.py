@@ -25,6 +25,7 @@ from gigawatt.limits.types import (
     BucketCharge,
     BucketSpec,
     LimitStatus,
+    LimitView,
     Reservation,
     ReservationRecord,
     WindowCharge,
@@ -66,19 +67,26 @@ def admit(
             refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
     if refused_by is not None:
         return AdmitResult(
-            False, (), (), refused_by, retry_after, statuses(state, buckets, windows, now)
+            False, (), (), refused_by, retry_after, view(state, buckets, windows, now)
         )
 
-    bucket_charges = tuple(
-        BucketCharge(spec.key, spec.kind, cost, spec.interval_s)
-        for spec, cost in zip(buckets, bucket_costs, strict=True)
-    )
-    for charge in bucket_charges:
-        _add_to_bucket(state, charge.key, charge.tokens, charge.interval_s, now)
-    window_charges = tuple(_charge_current(state, spec, credits, now) for spec in windows)
-    state.reservations[reservation_id] = ReservationRecord(deadline, bucket_charges, window_charges)
-    limits = statuses(state, buckets, windows, now)
-    return AdmitResult(True, bucket_charges, window_charges, None, None, limits)
+    bucket_charges = []
+    tats = []
+    for spec, cost in zip(buckets, bucket_costs, strict=True):
+        bucket_charges.append(BucketCharge(spec.key, spec.kind, cost, spec.interval_s))
+        tats.append(_add_to_bucket(state, spec.key, cost, spec.interval_s, now))
+    window_charges = []
+    usage = []
+    for spec in windows:
+        charge = _charge_current(state, spec, credits, now)
+        window_charges.append(charge)
+        # What the window holds now is known without a second look, except for a rolling one.
+        usage.append(
+            _open_usage(state, spec, now) if charge.rolling else (state.used[spec.key], charge.end)
+        )
+    b_charges, w_charges = tuple(bucket_charges), tuple(window_charges)
+    state.reservations[reservation_id] = ReservationRecord(deadline, b_charges, w_charges)
+    return AdmitResult(True, b_charges, w_charges, None, None, (tuple(tats), tuple(usage)))
 
 
 def reconcile(
@@ -123,13 +131,33 @@ def release(state: AccountState, reservation_id: str, now: float) -> bool:
     return True
 
 
+def view(
+    state: AccountState, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
+) -> LimitView:
+    """The raw numbers of every limit at `now`, cheap to take; `statuses_of` makes them readable."""
+    tats = state.tats
+    return (
+        tuple(tats.get(spec.key, now) for spec in buckets),
+        tuple(_open_usage(state, spec, now) for spec in windows),
+    )
+
+
+def statuses_of(
+    raw: LimitView, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
+) -> tuple[LimitStatus, ...]:
+    out = [bucket_status(tat, spec, now) for tat, spec in zip(raw[0], buckets, strict=True)]
+    out.extend(
+        LimitStatus(spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at)
+        for (used, reset_at), spec in zip(raw[1], windows, strict=True)
+    )
+    return tuple(out)
+
+
 def statuses(
     state: AccountState, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
 ) -> tuple[LimitStatus, ...]:
     """Every limit as it stands at `now` (read only)."""
-    out = [bucket_status(state, spec, now) for spec in buckets]
-    out.extend(_window_status(state, spec, now) for spec in windows)
-    return tuple(out)
+    return statuses_of(view(state, buckets, windows, now), buckets, windows, now)
 
 
 # --- buckets -------------------------------------------------------------------------------
@@ -149,14 +177,16 @@ def _bucket_wait(state: AccountState, spec: BucketSpec, cost: int, now: float) -
 
 def _add_to_bucket(
     state: AccountState, key: str, tokens: int | float, interval: float, now: float
-) -> None:
+) -> float:
     tat = state.tats.get(key, now)
     new_tat = (tat if tat > now else now) + tokens * interval
-    state.tats[key] = new_tat if new_tat > now else now
+    if new_tat < now:
+        new_tat = now
+    state.tats[key] = new_tat
+    return new_tat
 
 
-def bucket_status(state: AccountState, spec: BucketSpec, now: float) -> LimitStatus:
-    tat = state.tats.get(spec.key, now)
+def bucket_status(tat: float, spec: BucketSpec, now: float) -> LimitStatus:
     backlog = tat - now if tat > now else 0.0
     remaining = math.floor((BURST_S - backlog + _time_slack(spec.interval_s)) / spec.interval_s)
     remaining = max(0, min(spec.limit, remaining))
@@ -289,11 +319,6 @@ def _add_to_period(state: AccountState, charge: WindowCharge, delta: float) -> N
         slots[slot] = max(0.0, slots[slot] + delta)
     else:
         state.used[charge.key] = max(0.0, state.used.get(charge.key, 0.0) + delta)
-
-
-def _window_status(state: AccountState, spec: WindowSpec, now: float) -> LimitStatus:
-    used, reset_at = _open_usage(state, spec, now)
-    return LimitStatus(spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at)
 
 
 # --- shared --------------------------------------------------------------------------------

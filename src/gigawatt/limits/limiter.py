@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
 
+from gigawatt.limits import engine
 from gigawatt.limits.specs import LimitBook
 from gigawatt.limits.storage.base import AdmitRequest, Store
 from gigawatt.limits.types import BucketKind, BucketSpec, Decision, LimitStatus, Reservation
@@ -56,19 +56,24 @@ class Limiter:
         deadline = now + self.reservation_ttl_s
         request = AdmitRequest(
             limits.buckets,
-            _bucket_costs(limits.buckets, estimate),
+            tuple(_cost(spec.kind, estimate) for spec in limits.buckets),
             limits.windows,
             credits,
             rid,
             deadline,
         )
         result = self.store.admit(account, request, now)
+        raw = result.view
+
+        def statuses() -> tuple[LimitStatus, ...]:
+            return engine.statuses_of(raw, limits.buckets, limits.windows, now)
+
         if not result.admitted:
-            return Decision(False, None, result.limits, result.refused_by, result.retry_after)
+            return Decision(False, None, statuses, result.refused_by, result.retry_after)
         reservation = Reservation(
             rid, account, plan_.name, model, estimate, now, deadline, result.buckets, result.windows
         )
-        return Decision(True, reservation, result.limits)
+        return Decision(True, reservation, statuses)
 
     def reconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
         """Replace the reservation with `actual` usage. False if it was already settled."""
@@ -78,8 +83,7 @@ class Limiter:
         limits = self._book.limits(plan, reservation.model, now)
         credits = credits_of(self.policy.models[reservation.model].credits, actual)
         tokens = tuple(_cost(charge.kind, actual) for charge in reservation.buckets)
-        windows_now = {spec.key: spec for spec in limits.windows}
-        return self.store.reconcile(reservation, tokens, credits, windows_now, now)
+        return self.store.reconcile(reservation, tokens, credits, limits.windows_by_key, now)
 
     def release(self, reservation: Reservation, now: float) -> bool:
         """Undo a reservation whose request produced nothing. False if it was already settled."""
@@ -106,9 +110,5 @@ def _cost(kind: BucketKind, usage: Usage) -> int:
     if kind == "rpm":
         return 1
     if kind == "input_tpm":
-        return usage.rate_input_tokens
+        return usage.input_tokens + usage.cache_write_tokens  # cache reads do not count
     return usage.output_tokens
-
-
-def _bucket_costs(buckets: Sequence[BucketSpec], estimate: Usage) -> tuple[int, ...]:
-    return tuple(_cost(spec.kind, estimate) for spec in buckets)

@@ -7,7 +7,8 @@ is a dict lookup and a comparison.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,10 @@ class RequestLimits:
     windows: tuple[WindowSpec, ...]
     valid_from: float
     valid_until: float
+    windows_by_key: Mapping[str, WindowSpec] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windows_by_key", {w.key: w for w in self.windows})
 
 
 def bucket_specs(plan: Plan, model: str) -> tuple[BucketSpec, ...]:

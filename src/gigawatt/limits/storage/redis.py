@@ -157,37 +157,29 @@ def decode_admit_reply(
     now: float,
 ) -> AdmitResult:
     admitted = int(reply[0]) == 1
-    state = AccountState()
-    pos = 3
-    for spec in buckets:
-        state.tats[spec.key] = float(reply[pos])
-        pos += 1
-    limits = [engine.bucket_status(state, spec, now) for spec in buckets]
+    pos = 3 + len(buckets)
+    tats = tuple(float(x) for x in reply[3:pos])
+    usage = []
     window_charges = []
     for spec in windows:
-        used = float(reply[pos])
-        reset_at = float(reply[pos + 1]) if reply[pos + 1] else None
-        limits.append(
-            LimitStatus(
-                spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at
-            )
-        )
+        used, reset, period, end = reply[pos : pos + 4]
+        usage.append((float(used), float(reset) if reset else None))
         if admitted:
-            period, end = float(reply[pos + 2]), float(reply[pos + 3])
             window_charges.append(
-                WindowCharge(spec.key, spec.mode == "rolling", credits, period, end)
+                WindowCharge(spec.key, spec.mode == "rolling", credits, float(period), float(end))
             )
         pos += 4
+    raw = (tats, tuple(usage))
     if not admitted:
         refused = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
         names = buckets if refused[0] == "b" else windows
         retry = float(reply[2]) if reply[2] else None
-        return AdmitResult(False, (), (), names[int(refused[1:]) - 1].name, retry, tuple(limits))
+        return AdmitResult(False, (), (), names[int(refused[1:]) - 1].name, retry, raw)
     bucket_charges = tuple(
         BucketCharge(spec.key, spec.kind, cost, spec.interval_s)
         for spec, cost in zip(buckets, costs, strict=True)
     )
-    return AdmitResult(True, bucket_charges, tuple(window_charges), None, None, tuple(limits))
+    return AdmitResult(True, bucket_charges, tuple(window_charges), None, None, raw)
 
 
 def reconcile_args(
