@@ -110,7 +110,8 @@ class Peak:
             if day.weekday() not in self.days:
                 continue
             start = _local_epoch(day, self.start_s, self.zone)
-            end = start + length_s
+            # The end is wall-clock time too: across a DST change "00:00-06:00" lasts 5 or 7 hours.
+            end = _local_epoch(day, self.start_s + length_s, self.zone)
             if start <= now < end:
                 return start, end
         return None

@@ -1,0 +1,91 @@
+"""The `gigawatt` command line.
+
+Each subcommand is one `add_*` function that builds its parser and sets `run` to a handler taking
+the parsed arguments and returning the exit status. To add a command, write both and list the
+`add_*` function in `COMMANDS`. Exit statuses: 0 success, 1 the command ran and failed, 2 bad
+usage or an unusable policy file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from rich.console import Console
+
+from gigawatt import __version__
+from gigawatt.errors import PolicyError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# argparse has no public name for the object `add_subparsers` returns.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: the process's arguments); return the status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Handler | None = getattr(args, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gigawatt",
+        description="Plan, simulate and enforce LLM usage policies from one policy file.",
+    )
+    parser.add_argument("--version", action="version", version=f"gigawatt {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+# -- check-config ---------------------------------------------------------------------------
+
+
+def add_check_config(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "check-config",
+        help="check a policy file and print a summary of it",
+        description="Check a policy file. Prints a summary and exits 0, or prints every "
+        "problem found as FILE: KEY.PATH: REASON and exits 2.",
+    )
+    parser.add_argument("file", type=Path, help="the policy file (TOML)")
+    parser.set_defaults(run=check_config)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    # Imported here so commands that never read a policy do not pay for it at start-up.
+    from gigawatt.policy.load import load_policy
+    from gigawatt.policy.summary import print_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        report_policy_error(exc)
+        return EXIT_USAGE
+    print_policy(policy, Console(file=sys.stdout))
+    return EXIT_OK
+
+
+def report_policy_error(exc: PolicyError) -> None:
+    """Every problem on its own line as `FILE: KEY.PATH: REASON`, the way compilers report."""
+    for problem in exc.problems:
+        print(f"{exc.source}: {problem}", file=sys.stderr)
+    count = len(exc.problems)
+    print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+# Every subcommand, in the order `gigawatt --help` lists them.
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config,)
