@@ -30,11 +30,12 @@ def make_policy(
     peak: Peak | None = None,
     timezone: str = "UTC",
     ttl_s: float = 600.0,
+    weights: tuple[CreditWeights, CreditWeights] = (
+        CreditWeights(1, 5, 0.1, 1.25),
+        CreditWeights(5, 25, 0.5, 6.25),
+    ),
 ) -> Policy:
-    models = {
-        "small": Model("small", CreditWeights(1, 5, 0.1, 1.25)),
-        "big": Model("big", CreditWeights(5, 25, 0.5, 6.25)),
-    }
+    models = {"small": Model("small", weights[0]), "big": Model("big", weights[1])}
     rate = rate if rate is not None else DEFAULT_RATE
     rates = MappingProxyType({name: rate for name in models})
     plan = Plan(
