@@ -664,3 +664,16 @@ def test_window_under_a_per_model_weekly_of_other_models_is_not_compared() -> No
         '{ kind = "rolling", length = "10d", limit = 5 }',
     )
     assert len(parse_policy(text).plans["pro"].windows) == 2
+
+
+@pytest.mark.parametrize("name", ["big model", "a,b", "x;y", "p|q", "k=v"])
+def test_names_that_would_break_stored_state_are_rejected(name: str) -> None:
+    text = f"""
+[models."{name}"]
+credits = {{ input = 1, output = 5 }}
+
+[plans.pro]
+"""
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text)
+    assert any("may not contain" in p.reason for p in info.value.problems)

@@ -264,6 +264,8 @@ class _Reader:
             self.add("models", "no models defined; add at least one [models.NAME] table")
         out: dict[str, Model] = {}
         for name, path, table in tables:
+            if (bad := _bad_name(name)) is not None:
+                self.add(path, bad)
             # A model with bad credits stays known (with placeholder weights; the policy is
             # rejected anyway) so references to it are not also reported as unknown models.
             out[name] = Model(name, self.credits(table, path) or CreditWeights(0.0, 0.0, 0.0, 0.0))
@@ -439,6 +441,9 @@ class _Reader:
             elif kind is not _MISSING:
                 self.add(key_path(path, "anchor"), "only weekly windows take an anchor")
         name = self.string(table, path, "name", None)
+        if isinstance(name, str) and (bad := _bad_name(name)) is not None:
+            self.add(key_path(path, "name"), bad)
+            name = _MISSING
         if _MISSING in (kind, length_s, limit, models, anchor, name):
             return None
         if name is None:
@@ -754,6 +759,17 @@ class _Reader:
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         self.add(path, f"unknown model {name!r}{suggestion}")
         return False
+
+
+# The limiter stores model and window names inside its state records, where these separate fields.
+_NAME_SEPARATORS = frozenset(",;|=")
+
+
+def _bad_name(name: str) -> str | None:
+    """Why a model or window name is unusable, or None if it is fine."""
+    if any(c.isspace() for c in name) or _NAME_SEPARATORS & set(name):
+        return f"name {name!r} may not contain spaces or any of , ; | ="
+    return None
 
 
 def _covers(weekly: Window, window: Window) -> bool:
