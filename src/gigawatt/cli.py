@@ -87,5 +87,60 @@ def report_policy_error(exc: PolicyError) -> None:
     print(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
 
 
+# -- limiter-demo ---------------------------------------------------------------------------
+
+
+def add_limiter_demo(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "limiter-demo",
+        help="watch the limiter admit and refuse one account's requests on a virtual clock",
+        description="Send a steady stream of requests from one account through the real "
+        "limiter, on a virtual clock, and show when and why its limits refuse them.",
+    )
+    parser.add_argument("--policy", type=Path, help="policy file (default: the embedded one)")
+    parser.add_argument("--plan", default="pro", help="plan to use (default: pro)")
+    parser.add_argument("--model", help="model to use (default: the plan's last)")
+    parser.add_argument("--state", default="memory://", help="state URL (default: memory://)")
+    parser.add_argument("--requests", type=int, default=74, help="requests to send (default: 74)")
+    parser.set_defaults(run=limiter_demo)
+
+
+def limiter_demo(args: argparse.Namespace) -> int:
+    from gigawatt.demo import run_demo
+    from gigawatt.errors import StateError
+    from gigawatt.policy.load import load_default_policy, load_policy
+
+    try:
+        policy = load_policy(args.policy) if args.policy else load_default_policy()
+    except PolicyError as exc:
+        report_policy_error(exc)
+        return EXIT_USAGE
+    if args.plan not in policy.plans:
+        print(
+            f"gigawatt: unknown plan {args.plan!r}; plans: {', '.join(policy.plans)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.model is not None and args.model not in policy.plans[args.plan].models:
+        print(f"gigawatt: plan {args.plan!r} has no model {args.model!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.requests < 1:
+        print("gigawatt: --requests must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        run_demo(
+            policy,
+            Console(file=sys.stdout),
+            plan=args.plan,
+            model=args.model,
+            state=args.state,
+            requests=args.requests,
+        )
+    except (StateError, ValueError) as exc:
+        print(f"gigawatt: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 # Every subcommand, in the order `gigawatt --help` lists them.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config,)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config, add_limiter_demo)
