@@ -21,6 +21,8 @@ def limit_label(status: LimitStatus) -> str:
         return f"{_BUCKET_WORDS.get(status.name, status.name)} limit for {status.model}"
     name = status.name
     kind, _, rest = name.partition("-")
+    if kind not in ("session", "rolling", "weekly"):
+        return f"{name} limit"
     length, _, models = rest.partition("-") if kind in ("session", "rolling") else ("", "", rest)
     words = "weekly" if kind == "weekly" else _length_words(length) or name
     if kind == "rolling":
