@@ -25,6 +25,10 @@ for i = 1, nw do
   a = a + 8
 end
 
+local fields = {}
+for _, b in ipairs(buckets) do fields[#fields + 1] = b.key end
+for _, w in ipairs(windows) do window_fields(fields, w.key) end
+preload(fields)
 sweep(now)
 
 -- wait: 0 fits now, false never, else seconds
@@ -108,6 +112,7 @@ if refused ~= '' then
     out[#out + 1] = ''
     out[#out + 1] = ''
   end
+  flush()
   return out
 end
 
@@ -124,8 +129,8 @@ for i, w in ipairs(windows) do
   if w.mode == 'r' then rolling = 1 end
   wparts[i] = w.key .. ',' .. rolling .. ',' .. fmt(credits) .. ',' .. fmt(period) .. ',' .. fmt(finish)
 end
-redis.call('HSET', H, 'r:' .. rid,
-  fmt(deadline) .. '|' .. table.concat(bparts, ';') .. '|' .. table.concat(wparts, ';'))
+hset('r:' .. rid, fmt(deadline) .. '|' .. table.concat(bparts, ';') .. '|' .. table.concat(wparts, ';'))
+flush()
 redis.call('ZADD', DL, fmt(deadline), rid)
 touch(ttl)
 

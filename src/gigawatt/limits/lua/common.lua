@@ -27,8 +27,53 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
+-- The account's hash is read once (HMGET of every field a call needs), worked on in this table,
+-- and written back once (one HSET of the fields that changed): a few commands per call, not dozens.
+local cache, dirty = {}, {}
+
+local function preload(fields)
+  if #fields == 0 then return end
+  local values = redis.call('HMGET', H, unpack(fields))
+  for i, f in ipairs(fields) do cache[f] = values[i] end  -- false where missing
+end
+
+local function hget(field)
+  local v = cache[field]
+  if v == nil then
+    v = redis.call('HGET', H, field)
+    cache[field] = v
+  end
+  if v == false then return nil end
+  return v
+end
+
+local function hset(field, value)
+  cache[field] = value
+  dirty[field] = true
+end
+
+-- deletes at once (deletions are rare); returns whether the field existed
+local function hdel(field)
+  local existed = hget(field) ~= nil
+  if existed then
+    redis.call('HDEL', H, field)
+    cache[field] = false
+    dirty[field] = nil
+  end
+  return existed
+end
+
+local function flush()
+  local args = {}
+  for f in pairs(dirty) do
+    args[#args + 1] = f
+    args[#args + 1] = cache[f]
+  end
+  if #args > 0 then redis.call('HSET', H, unpack(args)) end
+end
+
 local function num(field, default)
-  local v = redis.call('HGET', H, field)
+  local v = hget(field)
   if v then return tonumber(v) end
   return default
 end
@@ -36,7 +81,7 @@ end
 -- rolling slots are one field "<key>:r" = "slot=credits;slot=credits" in ascending slot order
 local function read_slots(key)
   local out, order = {}, {}
-  local v = redis.call('HGET', H, key .. ':r')
+  local v = hget(key .. ':r')
   if v then
     for i, c in string.gmatch(v, '([^=;]+)=([^;]+)') do
       local n = tonumber(i)
@@ -54,7 +99,7 @@ local function write_slots(key, slots)
   table.sort(order)
   local parts = {}
   for _, i in ipairs(order) do parts[#parts + 1] = fmt(i) .. '=' .. fmt(slots[i]) end
-  redis.call('HSET', H, key .. ':r', table.concat(parts, ';'))
+  hset(key .. ':r', table.concat(parts, ';'))
 end
 
 local function add_to_bucket(key, tokens, interval, now)
@@ -62,7 +107,7 @@ local function add_to_bucket(key, tokens, interval, now)
   if tat < now then tat = now end
   local new_tat = tat + tokens * interval
   if new_tat < now then new_tat = now end
-  redis.call('HSET', H, key, fmt(new_tat))
+  hset(key, fmt(new_tat))
 end
 
 -- (credits used, reset time or nil) of the period open at now
@@ -123,7 +168,8 @@ local function charge_current(w, credits, now)
     end
     finish = start + w.length
   end
-  redis.call('HSET', H, w.key .. ':s', fmt(start), w.key .. ':u', fmt(used + credits))
+  hset(w.key .. ':s', fmt(start))
+  hset(w.key .. ':u', fmt(used + credits))
   return start, finish
 end
 
@@ -146,7 +192,7 @@ local function add_to_period(key, rolling, period, delta)
   else
     local v = num(key .. ':u', 0.0) + delta
     if v < 0 then v = 0.0 end
-    redis.call('HSET', H, key .. ':u', fmt(v))
+    hset(key .. ':u', fmt(v))
   end
 end
 
@@ -169,13 +215,20 @@ end
 local function sweep(now)
   local expired = redis.call('ZRANGEBYSCORE', DL, '-inf', fmt(now))
   for _, rid in ipairs(expired) do
-    local record = redis.call('HGET', H, 'r:' .. rid)
+    local record = hget('r:' .. rid)
     if record then
       undo(record, now)
-      redis.call('HDEL', H, 'r:' .. rid)
+      hdel('r:' .. rid)
     end
     redis.call('ZREM', DL, rid)
   end
+end
+
+-- the fields a call reads for its buckets and windows
+local function window_fields(fields, key)
+  fields[#fields + 1] = key .. ':s'
+  fields[#fields + 1] = key .. ':u'
+  fields[#fields + 1] = key .. ':r'
 end
 
 local function touch(ttl)

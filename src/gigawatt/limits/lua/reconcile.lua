@@ -10,12 +10,20 @@ local nb, nw = tonumber(ARGV[4]), tonumber(ARGV[5])
 local actual_credits = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
 
-sweep(now)
-local held = redis.call('HDEL', H, 'r:' .. rid) == 1
-if held then redis.call('ZREM', DL, rid) end
-if (not held) and now < deadline then return 0 end
-
+local fields = {'r:' .. rid}
 local a = 8
+for i = 1, nb do fields[#fields + 1] = ARGV[a + 4 * (i - 1)] end
+for i = 1, nw do window_fields(fields, ARGV[a + 4 * nb + 9 * (i - 1)]) end
+preload(fields)
+
+sweep(now)
+local held = hdel('r:' .. rid)
+if held then redis.call('ZREM', DL, rid) end
+if (not held) and now < deadline then
+  flush()
+  return 0
+end
+
 for i = 1, nb do
   local key, interval = ARGV[a], tonumber(ARGV[a + 1])
   local reserved, actual = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
@@ -38,5 +46,6 @@ for i = 1, nw do
   end
   a = a + 9
 end
+flush()
 touch(ttl)
 return 1

@@ -2,9 +2,13 @@
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 sweep(now)
-local record = redis.call('HGET', H, 'r:' .. rid)
-if not record then return 0 end
+local record = hget('r:' .. rid)
+if not record then
+  flush()
+  return 0
+end
 undo(record, now)
-redis.call('HDEL', H, 'r:' .. rid)
+hdel('r:' .. rid)
 redis.call('ZREM', DL, rid)
+flush()
 return 1
