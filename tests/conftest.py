@@ -7,6 +7,12 @@ skip on a workstation but fail in CI, where they must never be skipped silently.
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
@@ -45,3 +51,106 @@ def fresh_redis_url(redis_url: str) -> str:
     with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
         client.flushdb()
     return redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-node Redis Cluster on loopback, made for this test session from `redis-server`."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        _redis_unavailable("redis-server and redis-cli are not installed")
+    assert server is not None and cli is not None
+    base = tmp_path_factory.mktemp("redis-cluster")
+    ports = _cluster_ports(3)
+    procs = []
+    try:
+        for port in ports:
+            node = base / str(port)
+            node.mkdir()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(node),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in ports:
+            _wait_for_ping(port)
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        _wait_for_cluster(ports[0])
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (port + 10000) is free and valid too."""
+    ports: list[int] = []
+    for port in random.sample(range(20_000, 50_000), 200):
+        if _is_free(port) and _is_free(port + 10_000):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no free ports for a test Redis Cluster")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for_ping(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+                client.ping()
+                return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _wait_for_cluster(port: int) -> None:
+    deadline = time.monotonic() + 20
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+        while client.cluster("info").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test Redis Cluster never reached cluster_state:ok")
+            time.sleep(0.1)

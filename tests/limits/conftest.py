@@ -13,13 +13,35 @@ from gigawatt.policy.model import Policy
 MakeLimiter = Callable[..., Limiter]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
+    if request.param == "redis-cluster":
+        # Accounts differ from test to test (each test makes its own), so no flush is needed...
+        return _flushed_cluster(str(request.getfixturevalue("redis_cluster_url")))
     return str(request.getfixturevalue("fresh_redis_url"))
+
+
+def _flushed_cluster(url: str) -> str:
+    """...but tests reuse account names, so every node is emptied first."""
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url("redis" + url[len("redis+cluster") :])
+    try:
+        client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    finally:
+        client.close()
+    return url
 
 
 @pytest.fixture

@@ -99,3 +99,10 @@ def test_an_unusable_sqlite_path_is_a_state_error(tmp_path: Path) -> None:
 def test_an_unknown_state_url_is_a_value_error(url: str) -> None:
     with pytest.raises(ValueError, match="state URL"):
         open_store(url)
+
+
+def test_an_unreachable_redis_cluster_is_a_state_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(StateError):
+        _admit(f"redis+cluster://127.0.0.1:{_free_port()}", 0.5)
+    assert time.monotonic() - started < 5

@@ -1,4 +1,5 @@
-"""State stores, chosen by URL: `memory://`, `sqlite:///path`, `redis://host:port/db`."""
+"""State stores, chosen by URL: `memory://`, `sqlite:///path`, `redis://host:port/db`,
+`redis+cluster://host:port`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def open_store(url: str, timeout_s: float = 2.0) -> Store:
         from gigawatt.limits.storage.redis import RedisStore
 
         return RedisStore(url, timeout_s)
+    if scheme == "redis+cluster":
+        from gigawatt.limits.storage.redis import RedisStore
+
+        return RedisStore("redis" + url[len("redis+cluster") :], timeout_s, cluster=True)
     raise ValueError(
-        f"unknown state URL {url!r}: use memory://, sqlite:///path or redis://host:port/db"
+        f"unknown state URL {url!r}: use memory://, sqlite:///path, redis://host:port/db "
+        "or redis+cluster://host:port"
     )

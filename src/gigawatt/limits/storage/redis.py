@@ -3,7 +3,8 @@
 Every admission is one `EVALSHA` of `lua/admit.lua` and every reconcile one of `reconcile.lua`:
 one round trip each, atomic on the server. An account's two keys, `gw:{account}` (a hash of
 its buckets, windows and open reservations) and `gw:{account}:dl` (reservation deadlines), share
-the hash tag `{account}`, so the same scripts run unchanged on Redis Cluster.
+the hash tag `{account}`, so the same scripts run unchanged on Redis Cluster
+(`redis+cluster://host:port`, any node as the entry point).
 
 Time comes from the caller (`now`), not from the Redis server's clock, so the gateway and the
 simulator drive the same scripts; gateway replicas must keep their clocks in sync (NTP), as a
@@ -19,6 +20,9 @@ from typing import Any, TypeVar
 
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from gigawatt.errors import StateError, StateTimeout
 from gigawatt.limits import engine
@@ -58,11 +62,22 @@ def _num(x: float) -> str:
 
 class RedisStore:
     def __init__(
-        self, url: str, timeout_s: float = 2.0, key_ttl_s: int = 14 * 86_400, **client: Any
+        self,
+        url: str,
+        timeout_s: float = 2.0,
+        key_ttl_s: int = 14 * 86_400,
+        cluster: bool = False,
+        **client: Any,
     ) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, **client
-        )
+        options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s, **client}
+        self.client: redis.Redis | RedisCluster
+        if cluster:
+            # One retry at most: a cluster that cannot be reached must fail within the timeout.
+            retry = Retry(NoBackoff(), retries=1)
+            # A cluster client learns the slot map as it is made, so it can fail here already.
+            self.client = self._call(lambda: RedisCluster.from_url(url, retry=retry, **options))
+        else:
+            self.client = redis.Redis.from_url(url, **options)
         self.key_ttl_s = key_ttl_s
         self._admit = self.client.register_script(load_script("admit"))
         self._reconcile = self.client.register_script(load_script("reconcile"))
@@ -117,7 +132,7 @@ class RedisStore:
             return fn()
         except redis.exceptions.TimeoutError as exc:
             raise StateTimeout(f"Redis did not answer in time: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise StateError(f"Redis failed: {exc}") from exc
 
 
