@@ -14,7 +14,7 @@ local buckets, windows = {}, {}
 local a = 8
 for i = 1, nb do
   buckets[i] = {key = ARGV[a], limit = tonumber(ARGV[a + 1]), interval = tonumber(ARGV[a + 2]),
-                cost = tonumber(ARGV[a + 3])}
+                cost = tonumber(ARGV[a + 3]), interval_s = ARGV[a + 2], cost_s = ARGV[a + 3]}
   a = a + 4
 end
 for i = 1, nw do
@@ -25,7 +25,7 @@ for i = 1, nw do
   a = a + 8
 end
 
-local fields = {}
+local fields = {'dl'}
 for _, b in ipairs(buckets) do fields[#fields + 1] = b.key end
 for _, w in ipairs(windows) do window_fields(fields, w.key) end
 preload(fields)
@@ -116,31 +116,35 @@ if refused ~= '' then
   return out
 end
 
+-- From here on, numbers the caller sent are reused as the strings it sent, and each computed
+-- number is formatted once: string.format is a large share of this script's cost.
 local bparts, wparts = {}, {}
 for i, b in ipairs(buckets) do
   add_to_bucket(b.key, b.cost, b.interval, now)
-  bparts[i] = b.key .. ',' .. fmt(b.cost) .. ',' .. fmt(b.interval)
+  bparts[i] = b.key .. ',' .. b.cost_s .. ',' .. b.interval_s
 end
-local periods = {}
+out[1], out[2], out[3] = 1, '', ''
+for _, b in ipairs(buckets) do out[#out + 1] = cache[b.key] end
 for i, w in ipairs(windows) do
   local period, finish = charge_current(w, credits, now)
-  periods[i] = {period, finish}
+  local period_s, finish_s = fmt(period), fmt(finish)
   local rolling = 0
-  if w.mode == 'r' then rolling = 1 end
-  wparts[i] = w.key .. ',' .. rolling .. ',' .. fmt(credits) .. ',' .. fmt(period) .. ',' .. fmt(finish)
+  if w.mode == 'r' then
+    rolling = 1
+    local used, reset_at = open_usage(w, now)
+    out[#out + 1] = fmt(used)
+    out[#out + 1] = fmt(reset_at)
+  else
+    out[#out + 1] = cache[w.key .. ':u']
+    out[#out + 1] = finish_s
+  end
+  out[#out + 1] = period_s
+  out[#out + 1] = finish_s
+  wparts[i] = w.key .. ',' .. rolling .. ',' .. ARGV[6] .. ',' .. period_s .. ',' .. finish_s
 end
-hset('r:' .. rid, fmt(deadline) .. '|' .. table.concat(bparts, ';') .. '|' .. table.concat(wparts, ';'))
+hset('r:' .. rid, ARGV[3] .. '|' .. table.concat(bparts, ';') .. '|' .. table.concat(wparts, ';'))
+local due = num('dl', nil)
+if due == nil or deadline < due then hset('dl', ARGV[3]) end
 flush()
-redis.call('ZADD', DL, fmt(deadline), rid)
 touch(ttl)
-
-out[1], out[2], out[3] = 1, '', ''
-for i, b in ipairs(buckets) do out[#out + 1] = fmt(num(b.key, now)) end
-for i, w in ipairs(windows) do
-  local used, reset_at = open_usage(w, now)
-  out[#out + 1] = fmt(used)
-  out[#out + 1] = reset_at and fmt(reset_at) or ''
-  out[#out + 1] = fmt(periods[i][1])
-  out[#out + 1] = fmt(periods[i][2])
-end
 return out

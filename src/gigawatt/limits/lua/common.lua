@@ -1,10 +1,10 @@
 -- Shared by every limiter script: a line-for-line port of gigawatt/limits/engine.py.
--- KEYS[1] is the account's hash, KEYS[2] its reservation deadlines (a sorted set); both carry the
--- account as a hash tag so one script touches one Cluster slot. Numbers travel as %.17g strings
+-- KEYS[1] is the account's hash: bucket arrival times, window starts and totals, rolling slots,
+-- open reservations ("r:<id>") and "dl", a lower bound on their deadlines, so that the sweep for
+-- expired reservations costs nothing until one may have expired. Numbers travel as %.17g strings
 -- because Redis would truncate a Lua number to an integer and %.14g would lose precision.
 
 local H = KEYS[1]
-local DL = KEYS[2]
 local BURST_S = 60.0
 local SLOTS = 60
 local TOKEN_SLACK = 1e-3
@@ -212,16 +212,25 @@ local function undo(record, now)
   end
 end
 
+-- Release the reservations whose deadline has passed. "dl" is never above the earliest open
+-- deadline (settling a reservation leaves it low), so the hash is scanned only once it is due.
 local function sweep(now)
-  local expired = redis.call('ZRANGEBYSCORE', DL, '-inf', fmt(now))
-  for _, rid in ipairs(expired) do
-    local record = hget('r:' .. rid)
-    if record then
-      undo(record, now)
-      hdel('r:' .. rid)
+  local due = num('dl', nil)
+  if due == nil or now < due then return end
+  local earliest = nil
+  for _, field in ipairs(redis.call('HKEYS', H)) do
+    if string.sub(field, 1, 2) == 'r:' then
+      local record = hget(field)
+      local deadline = tonumber(string.match(record, '^[^|]*'))
+      if deadline <= now then
+        undo(record, now)
+        hdel(field)
+      elseif earliest == nil or deadline < earliest then
+        earliest = deadline
+      end
     end
-    redis.call('ZREM', DL, rid)
   end
+  if earliest == nil then hdel('dl') else hset('dl', fmt(earliest)) end
 end
 
 -- the fields a call reads for its buckets and windows
@@ -233,5 +242,4 @@ end
 
 local function touch(ttl)
   redis.call('EXPIRE', H, ttl)
-  redis.call('EXPIRE', DL, ttl)
 end

@@ -10,7 +10,7 @@ local nb, nw = tonumber(ARGV[4]), tonumber(ARGV[5])
 local actual_credits = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
 
-local fields = {'r:' .. rid}
+local fields = {'dl', 'r:' .. rid}
 local a = 8
 for i = 1, nb do fields[#fields + 1] = ARGV[a + 4 * (i - 1)] end
 for i = 1, nw do window_fields(fields, ARGV[a + 4 * nb + 9 * (i - 1)]) end
@@ -18,7 +18,6 @@ preload(fields)
 
 sweep(now)
 local held = hdel('r:' .. rid)
-if held then redis.call('ZREM', DL, rid) end
 if (not held) and now < deadline then
   flush()
   return 0
@@ -47,5 +46,5 @@ for i = 1, nw do
   a = a + 9
 end
 flush()
-touch(ttl)
+-- no touch(): the keys' expiry was set by the admission, days past any reservation's deadline
 return 1

@@ -1,6 +1,7 @@
 -- release: ARGV = now, reservation id; returns 1 if an open reservation was undone, else 0
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
+preload({'dl', 'r:' .. rid})
 sweep(now)
 local record = hget('r:' .. rid)
 if not record then
@@ -9,6 +10,5 @@ if not record then
 end
 undo(record, now)
 hdel('r:' .. rid)
-redis.call('ZREM', DL, rid)
 flush()
 return 1
