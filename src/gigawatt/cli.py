@@ -18,6 +18,7 @@ from rich.console import Console
 
 from gigawatt import __version__
 from gigawatt.errors import PolicyError
+from gigawatt.keys.cli import add_keys
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -143,4 +144,4 @@ def limiter_demo(args: argparse.Namespace) -> int:
 
 
 # Every subcommand, in the order `gigawatt --help` lists them.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config, add_limiter_demo)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config, add_limiter_demo, add_keys)

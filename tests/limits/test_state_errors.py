@@ -13,6 +13,7 @@ import pytest
 
 from gigawatt.errors import StateError, StateTimeout
 from gigawatt.limits import Limiter, Usage, open_store
+from gigawatt.policy.model import Rate
 
 from .policies import make_policy
 
@@ -106,3 +107,46 @@ def test_an_unreachable_redis_cluster_is_a_state_error() -> None:
     with pytest.raises(StateError):
         _admit(f"redis+cluster://127.0.0.1:{_free_port()}", 0.5)
     assert time.monotonic() - started < 5
+
+
+def test_sqlite_durability_is_chosen_in_the_url(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}?synchronous=full")
+    try:
+        assert store.synchronous == "full"  # type: ignore[attr-defined]
+        limiter = Limiter(make_policy(), store)
+        assert limiter.admit("a", "pro", "small", Usage(1, 1), T0).admitted
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="unknown option"):
+        open_store(f"sqlite:///{tmp_path / 's.db'}?fsync=yes")
+    with pytest.raises(ValueError, match="synchronous"):
+        open_store(f"sqlite:///{tmp_path / 's.db'}?synchronous=off")
+
+
+def test_sixteen_threads_on_one_sqlite_file_never_time_out(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    limiter = Limiter(make_policy(rate=Rate(), windows=()), open_store(url, timeout_s=2.0))
+    errors: list[BaseException] = []
+    slowest = [0.0]
+
+    def work(thread: int) -> None:
+        for i in range(150):
+            started = time.monotonic()
+            try:
+                decision = limiter.admit(
+                    f"acct{(thread * 7 + i) % 20}", "pro", "small", Usage(1, 1), T0
+                )
+                assert decision.reservation is not None
+                limiter.reconcile(decision.reservation, Usage(1, 1), T0)
+            except BaseException as exc:
+                errors.append(exc)
+            slowest[0] = max(slowest[0], time.monotonic() - started)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    limiter.close()
+    assert errors == []
+    assert slowest[0] < 1.0

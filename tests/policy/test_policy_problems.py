@@ -167,7 +167,7 @@ CASES = [
     pytest.param(
         policy(gateway='[gateway]\nstate = "postgres://db/limits"'),
         "gateway.state",
-        "memory://, sqlite:/// or redis://",
+        "memory://, sqlite:///, redis:// or redis+cluster://",
         id="unknown-state-scheme",
     ),
     pytest.param(

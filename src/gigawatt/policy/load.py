@@ -8,7 +8,7 @@ is `docs/policy.md`; in short:
 
     [gateway]                      every key optional
     listen = "127.0.0.1:8080"      host:port ("[::1]:8080" for IPv6)
-    state = "memory://"            memory:// | sqlite:///path | redis://host:port/db
+    state = "memory://"            memory:// | sqlite:///path | redis://host:port/db | redis+cluster://host:port
     timezone = "UTC"               IANA name; the default for peak hours and weekly anchors
     on_state_error = "closed"      "open" admits, "closed" refuses, when the state store fails
     state_timeout = "2s"           durations take ms, s, m, h, d, w: "250ms", "1h30m"
@@ -122,7 +122,7 @@ _WINDOW_KEYS = ("kind", "length", "limit", "models", "anchor", "name")
 _PEAK_KEYS = ("hours", "days", "timezone", "factor")
 _DEGRADE_KEYS = ("above_load", "max_tokens", "thinking_budget", "fallback_model")
 
-_STATE_SCHEMES = ("memory", "sqlite", "redis")
+_STATE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster")
 _PROTOCOLS = ("openai", "anthropic", "sim")
 _WINDOW_KINDS = ("session", "rolling", "weekly")
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -233,8 +233,8 @@ class _Reader:
             if not sep or scheme not in _STATE_SCHEMES:
                 self.add(
                     key_path(path, "state"),
-                    f"expected a state URL starting memory://, sqlite:/// or redis://, "
-                    f"got {state!r}",
+                    "expected a state URL starting memory://, sqlite:///, redis:// or "
+                    f"redis+cluster://, got {state!r}",
                 )
         timezone = self.zone(table, path, "timezone", "UTC")
         if timezone is not _MISSING:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from gigawatt.limits.storage.base import AdmitRequest, LocalStore, Store
 
@@ -20,13 +20,18 @@ def open_store(url: str, timeout_s: float = 2.0) -> Store:
     if scheme == "sqlite":
         from gigawatt.limits.storage.sqlite import SQLiteStore
 
-        path = url[len("sqlite://") :]
+        path, _, query = url[len("sqlite://") :].partition("?")
         # sqlite:///relative/path keeps one slash for a path relative to the working directory,
         # sqlite:////abs/path gives an absolute one (the SQLAlchemy convention).
         path = path[1:] if path.startswith("/") else path
         if not path:
             raise ValueError(f"state URL {url!r} names no file: use sqlite:///path/to/state.db")
-        return SQLiteStore(path, timeout_s)
+        options = parse_qs(query)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ValueError(f"state URL {url!r}: unknown option(s) {sorted(unknown)}")
+        synchronous = options.get("synchronous", ["normal"])[-1].lower()
+        return SQLiteStore(path, timeout_s, synchronous)
     if scheme in ("redis", "rediss"):
         from gigawatt.limits.storage.redis import RedisStore
 

