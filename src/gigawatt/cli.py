@@ -19,6 +19,7 @@ from rich.console import Console
 from gigawatt import __version__
 from gigawatt.errors import PolicyError
 from gigawatt.keys.cli import add_keys
+from gigawatt.simbackend.cli import add_sim_backend
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -144,4 +145,9 @@ def limiter_demo(args: argparse.Namespace) -> int:
 
 
 # Every subcommand, in the order `gigawatt --help` lists them.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_check_config, add_limiter_demo, add_keys)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    add_check_config,
+    add_limiter_demo,
+    add_keys,
+    add_sim_backend,
+)
