@@ -1,0 +1,134 @@
+"""Rate-limit and usage-window headers, in each provider's convention and gigawatt's own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gigawatt.limits import LimitStatus
+
+# Windows at or above this utilization are reported as `allowed_warning`.
+WARNING_UTILIZATION = 0.8
+_ANTHROPIC_BUCKETS = {
+    "requests": "requests",
+    "input-tokens": "input-tokens",
+    "output-tokens": "output-tokens",
+}
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def openai_duration(seconds: float) -> str:
+    """OpenAI's reset format: '6m0s', '1s', '12ms'."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def window_headers(
+    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None
+) -> list[tuple[str, str]]:
+    """`anthropic-ratelimit-unified-{5h,7d}-*` and `gigawatt-window-<name>-*`, for every window."""
+    out: list[tuple[str, str]] = []
+    groups: dict[str, list[LimitStatus]] = {"5h": [], "7d": []}
+    for status in limits:
+        if status.scope != "window":
+            continue
+        reset = str(int(status.reset_at)) if status.reset_at is not None else ""
+        out += [
+            (f"gigawatt-window-{status.name}-limit", f"{status.limit:.0f}"),
+            (f"gigawatt-window-{status.name}-remaining", f"{status.remaining:.0f}"),
+            (f"gigawatt-window-{status.name}-utilization", f"{status.utilization:.4f}"),
+        ]
+        if reset:
+            out.append((f"gigawatt-window-{status.name}-reset", reset))
+        if status.name.startswith(("session", "rolling")):
+            groups["5h"].append(status)
+        elif status.name.startswith("weekly"):
+            groups["7d"].append(status)
+    for label, members in groups.items():
+        if not members:
+            continue
+        tightest = max(members, key=lambda s: s.utilization)
+        refused = any(m.name == refused_by for m in members)
+        state = (
+            "rejected"
+            if refused
+            else "allowed_warning"
+            if tightest.utilization >= WARNING_UTILIZATION
+            else "allowed"
+        )
+        prefix = f"anthropic-ratelimit-unified-{label}"
+        out += [
+            (f"{prefix}-utilization", f"{min(tightest.utilization, 1.0):.4f}"),
+            (f"{prefix}-status", state),
+        ]
+        if tightest.reset_at is not None:
+            out.append((f"{prefix}-reset", str(int(tightest.reset_at))))
+    return out
+
+
+def anthropic_headers(
+    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    tokens: LimitStatus | None = None
+    for status in limits:
+        if status.scope != "bucket":
+            continue
+        name = _ANTHROPIC_BUCKETS.get(status.name, status.name)
+        reset = rfc3339(status.reset_at if status.reset_at is not None else now)
+        out += [
+            (f"anthropic-ratelimit-{name}-limit", f"{status.limit:.0f}"),
+            (f"anthropic-ratelimit-{name}-remaining", f"{status.remaining:.0f}"),
+            (f"anthropic-ratelimit-{name}-reset", reset),
+        ]
+        if status.name != "requests" and (tokens is None or status.remaining < tokens.remaining):
+            tokens = status
+    if tokens is not None:
+        reset = rfc3339(tokens.reset_at if tokens.reset_at is not None else now)
+        out += [
+            ("anthropic-ratelimit-tokens-limit", f"{tokens.limit:.0f}"),
+            ("anthropic-ratelimit-tokens-remaining", f"{tokens.remaining:.0f}"),
+            ("anthropic-ratelimit-tokens-reset", reset),
+        ]
+    return out + window_headers(limits, now, refused_by)
+
+
+def openai_headers(
+    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    tokens: LimitStatus | None = None
+    for status in limits:
+        if status.scope != "bucket":
+            continue
+        wait = openai_duration(max(0.0, (status.reset_at or now) - now))
+        if status.name == "requests":
+            out += [
+                ("x-ratelimit-limit-requests", f"{status.limit:.0f}"),
+                ("x-ratelimit-remaining-requests", f"{status.remaining:.0f}"),
+                ("x-ratelimit-reset-requests", wait),
+            ]
+            continue
+        out += [
+            (f"x-ratelimit-limit-{status.name}", f"{status.limit:.0f}"),
+            (f"x-ratelimit-remaining-{status.name}", f"{status.remaining:.0f}"),
+            (f"x-ratelimit-reset-{status.name}", wait),
+        ]
+        if tokens is None or status.remaining < tokens.remaining:
+            tokens = status
+    if tokens is not None:
+        wait = openai_duration(max(0.0, (tokens.reset_at or now) - now))
+        out += [
+            ("x-ratelimit-limit-tokens", f"{tokens.limit:.0f}"),
+            ("x-ratelimit-remaining-tokens", f"{tokens.remaining:.0f}"),
+            ("x-ratelimit-reset-tokens", wait),
+        ]
+    return out + window_headers(limits, now, refused_by)

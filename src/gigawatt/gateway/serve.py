@@ -1,0 +1,36 @@
+"""`gigawatt serve`: build the gateway from a policy and run it under uvicorn.
+
+uvicorn with uvloop and httptools serves the ASGI app; with `--workers N` it forks N processes
+that share the listening socket, and each builds its own gateway from the same policy (passed
+to them in the environment), so every worker sees the same state store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gigawatt.gateway.app import Gateway
+from gigawatt.keys import open_key_store
+from gigawatt.limits import Limiter, open_store
+from gigawatt.policy.load import load_default_policy, load_policy
+from gigawatt.policy.model import Policy
+
+CONFIG_ENV = "GIGAWATT_CONFIG"
+
+
+def build_gateway(policy: Policy) -> Gateway:
+    timeout_s = policy.gateway.state_timeout_s
+    limiter = Limiter(policy, open_store(policy.gateway.state, timeout_s))
+    keys = open_key_store(policy.gateway.state, timeout_s)
+    return Gateway(policy, limiter, keys)
+
+
+def load(config: Path | None) -> Policy:
+    return load_policy(config) if config is not None else load_default_policy()
+
+
+def app_from_env() -> Gateway:
+    """The factory each uvicorn worker calls."""
+    config = os.environ.get(CONFIG_ENV)
+    return build_gateway(load(Path(config) if config else None))

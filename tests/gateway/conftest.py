@@ -1,0 +1,125 @@
+"""A real gateway on a real port, in front of the simulated backend, for the SDK tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+
+from gigawatt.gateway.app import Gateway
+from gigawatt.gateway.serve import build_gateway
+from gigawatt.policy.load import parse_policy
+from gigawatt.simbackend import run_sim_backend_in_thread
+
+POLICY = """
+[gateway]
+state = "{state}"
+max_body_bytes = 20000
+reservation_ttl = "10m"
+on_state_error = "closed"
+
+[[upstreams]]
+name = "sim"
+protocol = "{protocol}"
+url = "{sim_url}/v1"
+models = ["small", "large"]
+max_inflight = {max_inflight}
+timeout = "{timeout}"
+
+[models.small]
+credits = {{ input = 1, output = 5 }}
+
+[models.large]
+credits = {{ input = 15, output = 75 }}
+
+[plans.pro]
+priority = 2
+rate = {{ rpm = 600, input_tpm = 1000000, output_tpm = 100000 }}
+windows = [{{ kind = "session", length = "5h", limit = 10000000 }}]
+
+[plans.tiny]
+priority = 0
+models = ["small"]
+rate = {{ rpm = {tiny_rpm} }}
+queue_timeout = "{queue_timeout}"
+"""
+
+
+@dataclass
+class Running:
+    url: str
+    gateway: Gateway
+    sim_url: str
+
+    def key(self, plan: str = "pro", account: str = "alice") -> str:
+        _, secret = self.gateway.keys.store.create(account, plan, 0.0)
+        return secret
+
+
+@contextmanager
+def serve(gateway: Gateway) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        gateway, loop="asyncio", http="httptools", lifespan="on", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the gateway failed to start")
+            threading.Event().wait(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+MakeGateway = Callable[..., Running]
+
+
+@pytest.fixture
+def make_gateway() -> Iterator[MakeGateway]:
+    stack: list[contextmanager] = []  # type: ignore[valid-type]
+
+    def make(
+        *,
+        protocol: str = "sim",
+        time_scale: float = 0.0,
+        tiny_rpm: int = 2,
+        max_inflight: int = 64,
+        timeout: str = "5s",
+        queue_timeout: str = "1s",
+        state: str = "memory://",
+    ) -> Running:
+        sim = run_sim_backend_in_thread(time_scale=time_scale)
+        sim_url = sim.__enter__()
+        stack.append(sim)
+        text = POLICY.format(
+            state=state,
+            protocol=protocol,
+            sim_url=sim_url,
+            tiny_rpm=tiny_rpm,
+            max_inflight=max_inflight,
+            timeout=timeout,
+            queue_timeout=queue_timeout,
+        )
+        gateway = build_gateway(parse_policy(text))
+        served = serve(gateway)
+        url = served.__enter__()
+        stack.append(served)
+        return Running(url, gateway, sim_url)
+
+    yield make
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
