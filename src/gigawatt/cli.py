@@ -18,6 +18,7 @@ from rich.console import Console
 
 from gigawatt import __version__
 from gigawatt.errors import PolicyError
+from gigawatt.gateway.cli import add_serve
 from gigawatt.keys.cli import add_keys
 from gigawatt.simbackend.cli import add_sim_backend
 
@@ -148,6 +149,7 @@ def limiter_demo(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_check_config,
     add_limiter_demo,
+    add_serve,
     add_keys,
     add_sim_backend,
 )
