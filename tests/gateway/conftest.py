@@ -14,6 +14,7 @@ import uvicorn
 
 from gigawatt.gateway.app import Gateway
 from gigawatt.gateway.serve import build_gateway
+from gigawatt.limits import Limiter, open_store
 from gigawatt.policy.load import parse_policy
 from gigawatt.simbackend import run_sim_backend_in_thread
 
@@ -22,7 +23,7 @@ POLICY = """
 state = "{state}"
 max_body_bytes = 20000
 reservation_ttl = "10m"
-on_state_error = "closed"
+on_state_error = "{on_state_error}"
 
 [[upstreams]]
 name = "sim"
@@ -42,6 +43,10 @@ credits = {{ input = 15, output = 75 }}
 priority = 2
 rate = {{ rpm = 600, input_tpm = 1000000, output_tpm = 100000 }}
 windows = [{{ kind = "session", length = "5h", limit = 10000000 }}]
+
+[plans.lite]
+models = ["small"]
+degrade = {{ above_load = 0.5, max_tokens = 7 }}
 
 [plans.tiny]
 priority = 0
@@ -101,6 +106,8 @@ def make_gateway() -> Iterator[MakeGateway]:
         timeout: str = "5s",
         queue_timeout: str = "1s",
         state: str = "memory://",
+        on_state_error: str = "closed",
+        limiter_state: str | None = None,
     ) -> Running:
         sim = run_sim_backend_in_thread(time_scale=time_scale)
         sim_url = sim.__enter__()
@@ -113,8 +120,13 @@ def make_gateway() -> Iterator[MakeGateway]:
             max_inflight=max_inflight,
             timeout=timeout,
             queue_timeout=queue_timeout,
+            on_state_error=on_state_error,
         )
-        gateway = build_gateway(parse_policy(text))
+        policy = parse_policy(text)
+        gateway = build_gateway(policy)
+        if limiter_state is not None:
+            # Only the limiter's store differs (say, one that is down); keys stay reachable.
+            gateway.limiter = Limiter(policy, open_store(limiter_state, 0.2))
         served = serve(gateway)
         url = served.__enter__()
         stack.append(served)
