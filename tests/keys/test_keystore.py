@@ -329,3 +329,4 @@ def test_cluster_records_spread_over_slots_and_the_index_is_one_key(
     finally:
         store.close()
         client.close()
+        client.close()
