@@ -2,8 +2,13 @@
 
     GigawattError
     ├── PolicyError            the policy file is unreadable or invalid; carries every problem found
-    └── StateError             the limiter's state store failed: unreachable, timed out, or refused
-        └── StateTimeout       a state call took longer than its timeout
+    ├── StateError             the limiter's state store failed: unreachable, timed out, or refused
+    │   └── StateTimeout       a state call took longer than its timeout
+    └── TranslationError       a request or response with no faithful equivalent in the other
+                               provider's API (gigawatt.gateway.translate)
+
+The gateway's `GatewayError` (gigawatt.gateway.errors) is not in this tree: it is a response to
+send, in the caller's dialect, rather than a failure of gigawatt itself.
 
 Driver exceptions (sqlite3, redis) never leave a backend: they are wrapped into `StateError` so a
 caller can decide to fail open or closed without knowing which store is behind the limiter.
