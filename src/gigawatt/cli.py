@@ -19,6 +19,7 @@ from rich.console import Console
 from gigawatt import __version__
 from gigawatt.errors import PolicyError
 from gigawatt.gateway.cli import add_serve
+from gigawatt.gateway.usage_cli import add_usage
 from gigawatt.keys.cli import add_keys
 from gigawatt.simbackend.cli import add_sim_backend
 
@@ -151,5 +152,6 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_limiter_demo,
     add_serve,
     add_keys,
+    add_usage,
     add_sim_backend,
 )
