@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from gigawatt.errors import StateError
-from gigawatt.gateway import translate
+from gigawatt.gateway import admin, translate
 from gigawatt.gateway.admission import Pool
 from gigawatt.gateway.errors import GatewayError, anthropic_error, openai_error
 from gigawatt.gateway.headers import anthropic_headers, openai_headers
@@ -143,6 +143,11 @@ class Gateway:
                 await self._usage(headers, send)
             elif path == "/healthz" and method == "GET":
                 await _send_json(send, 200, {"status": "ok"})
+            elif path.startswith("/admin/"):
+                status, payload = await admin.handle(
+                    self, method, path, scope.get("query_string", b"").decode(), headers, receive
+                )
+                await _send_json(send, status, payload)
             elif path == "/metrics" and method == "GET":
                 body = self.metrics.render().encode()
                 await _send(send, 200, body, [("content-type", "text/plain; version=0.0.4")])
@@ -176,7 +181,7 @@ class Gateway:
     ) -> None:
         started = time.perf_counter()
         record, plan = self._authenticate(headers)
-        raw = await self._read_body(headers, receive)
+        raw = await self.read_body(headers, receive)
         request = parse_anthropic(raw) if dialect == "anthropic" else parse_openai(raw)
         upstream, request, degraded = self._route(request, plan)
         now = self.clock()
@@ -235,7 +240,7 @@ class Gateway:
             )
         return record, plan
 
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+    async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.policy.gateway.max_body_bytes
         too_large = GatewayError(
             "request_too_large", f"request body larger than the limit of {limit:,} bytes"
