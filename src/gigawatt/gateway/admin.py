@@ -76,18 +76,7 @@ async def handle(
             return 200, {
                 "account": parts[2],
                 "plan": plan,
-                "limits": [
-                    {
-                        "name": s.name,
-                        "scope": s.scope,
-                        "model": s.model,
-                        "used": s.used,
-                        "limit": s.limit,
-                        "remaining": s.remaining,
-                        "resets_at": s.reset_at,
-                    }
-                    for s in statuses
-                ],
+                "limits": [s.as_json() for s in statuses],
             }
     except StateError as exc:
         raise GatewayError("state_unavailable", f"the state store failed: {exc}") from exc

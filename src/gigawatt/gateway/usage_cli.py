@@ -75,18 +75,7 @@ def usage(args: argparse.Namespace) -> int:
         print(f"gigawatt: cannot read the state store: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
-        rows = [
-            {
-                "name": s.name,
-                "scope": s.scope,
-                "model": s.model,
-                "used": s.used,
-                "limit": s.limit,
-                "remaining": s.remaining,
-                "resets_at": s.reset_at,
-            }
-            for s in statuses
-        ]
+        rows = [s.as_json() for s in statuses]
         print(json.dumps({"account": args.account, "plan": plan, "limits": rows}, indent=2))
         return 0
     table = Table(title=f"{args.account} on {plan}")

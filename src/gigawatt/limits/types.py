@@ -101,6 +101,18 @@ class LimitStatus:
     def utilization(self) -> float:
         return self.used / self.limit if self.limit else 0.0
 
+    def as_json(self) -> dict[str, object]:
+        """The fields as plain JSON values (reset time in epoch seconds), for APIs and the CLI."""
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "model": self.model,
+            "used": self.used,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "resets_at": self.reset_at,
+        }
+
 
 # The raw numbers behind a decision's statuses: each bucket's TAT, each window's (used, reset_at).
 LimitView = tuple[tuple[float, ...], tuple[tuple[float, float | None], ...]]
