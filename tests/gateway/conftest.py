@@ -32,6 +32,7 @@ url = "{sim_url}/v1"
 models = ["small", "large"]
 max_inflight = {max_inflight}
 timeout = "{timeout}"
+forward_priority = {forward_priority}
 
 [models.small]
 credits = {{ input = 1, output = 5 }}
@@ -108,6 +109,7 @@ def make_gateway() -> Iterator[MakeGateway]:
         state: str = "memory://",
         on_state_error: str = "closed",
         limiter_state: str | None = None,
+        forward_priority: bool = False,
     ) -> Running:
         sim = run_sim_backend_in_thread(time_scale=time_scale)
         sim_url = sim.__enter__()
@@ -121,6 +123,7 @@ def make_gateway() -> Iterator[MakeGateway]:
             timeout=timeout,
             queue_timeout=queue_timeout,
             on_state_error=on_state_error,
+            forward_priority=str(forward_priority).lower(),
         )
         policy = parse_policy(text)
         gateway = build_gateway(policy)

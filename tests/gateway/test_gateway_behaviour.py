@@ -134,3 +134,15 @@ def test_health_and_metrics(make_gateway: MakeGateway) -> None:
     assert "gigawatt_upstream_seconds_bucket" in metrics
     assert 'gigawatt_queue_depth{upstream="sim"} 0' in metrics
     assert "gigawatt_output_tokens_total 5" in metrics
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_plan_priority_is_forwarded_only_to_upstreams_that_take_it(
+    make_gateway: MakeGateway, forward: bool
+) -> None:
+    gw = make_gateway(forward_priority=forward)
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key("pro"), max_retries=0) as client:
+        client.chat.completions.create(model="small", messages=QUICK)
+    _, body = get(gw.sim_url + "/sim/stats")
+    # vLLM serves lower numbers first; the pro plan's priority 2 goes out as -2.
+    assert json.loads(body)["last_priority"] == (-2 if forward else None)
