@@ -1,0 +1,187 @@
+"""A minimal pass-through proxy: the floor a Python gateway on the same stack can reach.
+
+    .venv/bin/python benchmarks/passthrough.py --upstream http://127.0.0.1:8001 --port 8002
+        [--client aiohttp|httpx] [--server uvicorn|granian]
+
+A pure ASGI app that forwards every request (method, path, query, body, content type and
+authorization) to the upstream and sends back its status, content type and body. No limits, no
+parsing, no logging. By default it runs on the gateway's own stack: uvicorn with uvloop and
+httptools, and one aiohttp `ClientSession` with pooled connections as the upstream client.
+`--client httpx` and `--server granian` swap one part each, for `benchmarks/gateway.py --stack`
+(both are optional: install them to measure them).
+
+The app is configured through the environment (`PASSTHROUGH_UPSTREAM`, `PASSTHROUGH_CLIENT`), so
+granian, which imports its target by name, builds the same app as uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+UPSTREAM_ENV, CLIENT_ENV = "PASSTHROUGH_UPSTREAM", "PASSTHROUGH_CLIENT"
+FORWARDED = (b"content-type", b"authorization", b"x-api-key", b"anthropic-version")
+
+
+class Client:
+    """One pooled upstream client: `request` returns (status, content type, body)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+
+class AiohttpClient(Client):
+    async def start(self) -> None:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        async with self.session.request(method, url, data=body, headers=headers) as response:
+            data = await response.read()
+            return response.status, response.headers.get("content-type", ""), data
+
+
+class HttpxClient(Client):
+    async def start(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
+        self.client = httpx.AsyncClient(limits=limits, timeout=600.0)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        response = await self.client.request(method, url, content=body, headers=headers)
+        return response.status_code, response.headers.get("content-type", ""), response.content
+
+
+CLIENTS: dict[str, type[Client]] = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+
+
+class PassThrough:
+    def __init__(self, upstream: str, client: str = "aiohttp") -> None:
+        self.upstream = upstream.rstrip("/")
+        self.client = CLIENTS[client]()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await self.client.start()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.client.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in FORWARDED
+        }
+        url = self.upstream + scope["path"]
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        try:
+            status, content_type, body = await self.client.request(
+                scope["method"], url, headers, b"".join(chunks)
+            )
+        except Exception as exc:  # any upstream failure is a 502, as a gateway would answer
+            status, content_type, body = 502, "text/plain", f"upstream failed: {exc}".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def app() -> PassThrough:
+    """The factory granian and uvicorn call: the app the environment describes."""
+    return PassThrough(os.environ[UPSTREAM_ENV], os.environ.get(CLIENT_ENV, "aiohttp"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8001")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp")
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    args = parser.parse_args(argv)
+    os.environ[UPSTREAM_ENV] = args.upstream
+    os.environ[CLIENT_ENV] = args.client
+    if args.server == "granian":
+        from granian import Granian
+
+        # Same shape as uvicorn's: one worker, one runtime thread, uvloop, no access log.
+        Granian(
+            "passthrough:app",
+            address=args.host,
+            port=args.port,
+            interface="asgi",  # type: ignore[arg-type]
+            loop="uvloop",  # type: ignore[arg-type]
+            http="1",  # type: ignore[arg-type]
+            workers=1,
+            factory=True,
+            log_level="warning",  # type: ignore[arg-type]
+            log_access=False,
+            working_dir=Path(__file__).resolve().parent,
+        ).serve()
+        return 0
+    import uvicorn
+
+    # The options `gigawatt serve` runs the gateway with.
+    uvicorn.run(
+        app(),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
