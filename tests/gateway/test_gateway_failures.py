@@ -173,3 +173,14 @@ def test_a_client_that_hangs_up_mid_stream_is_charged_for_what_was_produced(
     assert stats["cancelled"] >= 1
     # Charged input plus the tokens produced before the hang-up: more than 20, far below 2,000.
     assert 5 * 20 < used < 5 * 1000
+
+
+def test_upstream_failures_are_counted_in_metrics(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    failing = [{"role": "user", "content": "boom [[sim:status=500]]"}]
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key(), max_retries=0)
+    with client, pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="small", messages=failing)
+    with urllib.request.urlopen(gw.url + "/metrics") as response:
+        metrics = response.read().decode()
+    assert 'gigawatt_requests_total{model="small",outcome="upstream_error",plan="pro"} 1' in metrics

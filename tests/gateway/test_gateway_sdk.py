@@ -43,7 +43,8 @@ def test_openai_sdk_gets_answers_and_limit_headers(
         assert completion.usage is not None and completion.usage.completion_tokens == 12
         assert raw.headers["x-ratelimit-limit-requests"] == "600"
         assert raw.headers["x-ratelimit-remaining-requests"] == "599"
-        assert "anthropic-ratelimit-unified-5h-utilization" in raw.headers
+        window = raw.headers["gigawatt-window-session-5h"]
+        assert window.startswith("limit=10000000; remaining=") and "; reset=" in window
         chunks = list(
             client.chat.completions.create(
                 model="small",

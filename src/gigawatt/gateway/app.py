@@ -209,6 +209,12 @@ class Gateway:
             outcome = await self._forward(
                 upstream, request, plan, admitted, dialect, receive, send, limit_headers
             )
+        except GatewayError as error:
+            # Upstream failures (502, 504, its own 4xx) are outcomes too.
+            self.metrics.inc(
+                "gigawatt_requests_total", plan=plan.name, model=request.model, outcome=error.kind
+            )
+            raise
         finally:
             pool.release()
         self.metrics.inc(

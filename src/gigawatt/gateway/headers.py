@@ -31,23 +31,37 @@ def openai_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-def window_headers(
-    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None
+def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[tuple[str, str]]:
+    """One `gigawatt-window-<name>` header per window: `limit=..; remaining=..; utilization=..;
+    reset=<epoch s>` (reset left out while no window is open).
+
+    One header a window rather than one per figure: a response already carries a dozen rate-limit
+    headers, and the server checks every header it sends.
+    """
+    out = []
+    for status in limits:
+        if status.scope != "window":
+            continue
+        value = (
+            f"limit={status.limit:.0f}; remaining={status.remaining:.0f}; "
+            f"utilization={status.utilization:.4f}"
+        )
+        if status.reset_at is not None:
+            value += f"; reset={int(status.reset_at)}"
+        out.append((f"gigawatt-window-{status.name}", value))
+    return out
+
+
+def unified_headers(
+    limits: tuple[LimitStatus, ...], refused_by: str | None
 ) -> list[tuple[str, str]]:
-    """`anthropic-ratelimit-unified-{5h,7d}-*` and `gigawatt-window-<name>-*`, for every window."""
+    """Anthropic's `anthropic-ratelimit-unified-{5h,7d}-*`: the tightest session or rolling window
+    as "5h", the tightest weekly window as "7d"."""
     out: list[tuple[str, str]] = []
     groups: dict[str, list[LimitStatus]] = {"5h": [], "7d": []}
     for status in limits:
         if status.scope != "window":
             continue
-        reset = str(int(status.reset_at)) if status.reset_at is not None else ""
-        out += [
-            (f"gigawatt-window-{status.name}-limit", f"{status.limit:.0f}"),
-            (f"gigawatt-window-{status.name}-remaining", f"{status.remaining:.0f}"),
-            (f"gigawatt-window-{status.name}-utilization", f"{status.utilization:.4f}"),
-        ]
-        if reset:
-            out.append((f"gigawatt-window-{status.name}-reset", reset))
         if status.name.startswith(("session", "rolling")):
             groups["5h"].append(status)
         elif status.name.startswith("weekly"):
@@ -98,7 +112,7 @@ def anthropic_headers(
             ("anthropic-ratelimit-tokens-remaining", f"{tokens.remaining:.0f}"),
             ("anthropic-ratelimit-tokens-reset", reset),
         ]
-    return out + window_headers(limits, now, refused_by)
+    return out + unified_headers(limits, refused_by) + gigawatt_window_headers(limits)
 
 
 def openai_headers(
@@ -131,4 +145,4 @@ def openai_headers(
             ("x-ratelimit-remaining-tokens", f"{tokens.remaining:.0f}"),
             ("x-ratelimit-reset-tokens", wait),
         ]
-    return out + window_headers(limits, now, refused_by)
+    return out + gigawatt_window_headers(limits)
