@@ -118,3 +118,17 @@ def test_usage_endpoint_shows_only_the_callers_own_account(make_gateway: MakeGat
     assert mine["account"] == "alice" and theirs["account"] == "bob"
     assert mine["windows"][0]["used"] > 0
     assert theirs["windows"][0]["used"] == 0
+
+
+@pytest.mark.redis
+def test_the_gateway_on_redis_state(make_gateway: MakeGateway, fresh_redis_url: str) -> None:
+    gw = make_gateway(state=fresh_redis_url, tiny_rpm=3)
+    key = gw.key("tiny")
+    with oai(gw.url, key) as client:
+        for _ in range(3):
+            stream = client.chat.completions.create(model="small", messages=HELLO, stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model="small", messages=HELLO)
+    usage = get_json(gw.url + "/v1/usage", {"x-api-key": key})
+    assert usage["buckets"][0]["remaining"] == 0

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -45,6 +45,7 @@ from gigawatt.gateway.upstream import (
 from gigawatt.keys import KeyRecord, KeyStore
 from gigawatt.limits import Decision, Limiter, Reservation, Usage, open_store
 from gigawatt.limits.describe import limit_label, refusal_message
+from gigawatt.limits.storage.redis import RedisStore
 from gigawatt.policy.model import Plan, Policy, Upstream
 
 Scope = MutableMapping[str, Any]
@@ -53,6 +54,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("gigawatt.gateway")
+T = TypeVar("T")
 
 # When an OpenAI client names no max_tokens and the upstream speaks Anthropic (which needs one).
 DEFAULT_MAX_TOKENS = 8192
@@ -98,6 +100,7 @@ class Gateway:
         # Used only when the state store fails and the policy says to keep serving.
         self.local_limiter = Limiter(policy, open_store("memory://"))
         self.metrics = _metrics(self)
+        self._remote_store = limiter.store if isinstance(limiter.store, RedisStore) else None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -185,7 +188,7 @@ class Gateway:
         request = parse_anthropic(raw) if dialect == "anthropic" else parse_openai(raw)
         upstream, request, degraded = self._route(request, plan)
         now = self.clock()
-        admitted = self._admit(record, plan, request, now)
+        admitted = await self._admit(record, plan, request, now)
         admitted.degraded = degraded
         decision = admitted.decision
         limit_headers = self._limit_headers(dialect, decision, now)
@@ -194,7 +197,7 @@ class Gateway:
             self.metrics.inc("gigawatt_degraded_total", plan=plan.name, model=request.model)
         pool = self.pools[upstream.name]
         if not await pool.acquire(plan.priority, plan.queue_timeout_s):
-            self._settle(admitted, None)
+            await self._settle(admitted, None)
             self.metrics.inc(
                 "gigawatt_requests_total", plan=plan.name, model=request.model, outcome="overloaded"
             )
@@ -313,12 +316,16 @@ class Gateway:
                 degraded.append(f"thinking_budget={rule.thinking_budget}")
         return upstream, request, degraded
 
-    def _admit(self, record: KeyRecord, plan: Plan, request: LLMRequest, now: float) -> Admitted:
+    async def _admit(
+        self, record: KeyRecord, plan: Plan, request: LLMRequest, now: float
+    ) -> Admitted:
         output = min(request.max_tokens or plan.output_estimate, plan.output_estimate)
         estimate = Usage(count_request_tokens(request.body), output)
         limiter = self.limiter
         try:
-            decision = limiter.admit(record.account, plan, request.model, estimate, now)
+            decision = await self._state(
+                limiter, limiter.admit, record.account, plan, request.model, estimate, now
+            )
         except StateError as exc:
             self.metrics.inc("gigawatt_state_errors_total", call="admit")
             if self.policy.gateway.on_state_error == "closed":
@@ -354,20 +361,28 @@ class Gateway:
         assert decision.reservation is not None
         return Admitted(decision, limiter, decision.reservation)
 
+    async def _state(self, limiter: Limiter, call: Callable[..., T], *args: Any) -> T:
+        """A limiter call: inline for in-process stores (microseconds), in a thread for Redis,
+        whose round trip would otherwise stall every other request on this event loop."""
+        if limiter.store is self._remote_store:
+            return await asyncio.to_thread(call, *args)
+        return call(*args)
+
     def _limit_headers(
         self, dialect: Dialect, decision: Decision, now: float
     ) -> list[tuple[str, str]]:
         render = anthropic_headers if dialect == "anthropic" else openai_headers
         return render(decision.limits, now, decision.refused_by)
 
-    def _settle(self, admitted: Admitted, usage: Usage | None) -> None:
+    async def _settle(self, admitted: Admitted, usage: Usage | None) -> None:
         """Reconcile with real usage, or release when the upstream produced nothing."""
         now = self.clock()
         try:
+            limiter = admitted.limiter
             if usage is None:
-                admitted.limiter.release(admitted.reservation, now)
+                await self._state(limiter, limiter.release, admitted.reservation, now)
             else:
-                admitted.limiter.reconcile(admitted.reservation, usage, now)
+                await self._state(limiter, limiter.reconcile, admitted.reservation, usage, now)
                 self.metrics.inc("gigawatt_input_tokens_total", usage.input_tokens)
                 self.metrics.inc("gigawatt_output_tokens_total", usage.output_tokens)
         except StateError as exc:
@@ -403,12 +418,12 @@ class Gateway:
                 route.url(), data=json.dumps(body), headers=route.headers(), timeout=timeout
             )
         except TimeoutError as exc:
-            self._settle(admitted, None)
+            await self._settle(admitted, None)
             raise GatewayError(
                 "upstream_timeout", f"{upstream.name} did not answer within {upstream.timeout_s:g}s"
             ) from exc
         except aiohttp.ClientError as exc:
-            self._settle(admitted, None)
+            await self._settle(admitted, None)
             raise GatewayError("upstream_error", f"{upstream.name} is unreachable: {exc}") from exc
         try:
             if response.status >= 400:
@@ -456,7 +471,7 @@ class Gateway:
     async def _upstream_refused(
         self, response: aiohttp.ClientResponse, upstream: Upstream, admitted: Admitted
     ) -> None:
-        self._settle(admitted, None)
+        await self._settle(admitted, None)
         text = (await response.text(errors="replace"))[:2000]
         message = _upstream_message(text) or f"status {response.status}"
         status = response.status
@@ -484,20 +499,20 @@ class Gateway:
         try:
             data = await response.json(content_type=None)
         except (aiohttp.ClientError, json.JSONDecodeError, TimeoutError) as exc:
-            self._settle(admitted, None)
+            await self._settle(admitted, None)
             if isinstance(exc, TimeoutError):
                 raise GatewayError("upstream_timeout", f"{route.upstream.name} timed out") from exc
             raise GatewayError(
                 "upstream_error", f"{route.upstream.name} sent an unreadable answer: {exc}"
             ) from exc
         if not isinstance(data, dict):
-            self._settle(admitted, None)
+            await self._settle(admitted, None)
             raise GatewayError("upstream_error", f"{route.upstream.name} sent a non-object answer")
         if route.dialect == "openai":
             usage = usage_from_openai(data.get("usage"))
         else:
             usage = usage_from_anthropic(data.get("usage"))
-        self._settle(admitted, usage or admitted.reservation.estimate)
+        await self._settle(admitted, usage or admitted.reservation.estimate)
         if route.dialect != dialect:
             try:
                 if dialect == "anthropic":
@@ -573,7 +588,7 @@ class Gateway:
         if not meter.finished and outcome == "ok":
             outcome = "upstream_cut"
         produced = meter.finished or meter.produced or meter.output_tokens
-        self._settle(admitted, meter.usage() if produced else None)
+        await self._settle(admitted, meter.usage() if produced else None)
         if outcome != "client_disconnected":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return outcome
@@ -607,7 +622,9 @@ class Gateway:
         record, plan = self._authenticate(headers)
         now = self.clock()
         try:
-            statuses = self.limiter.snapshot(record.account, plan, now)
+            statuses = await self._state(
+                self.limiter, self.limiter.snapshot, record.account, plan, now
+            )
         except StateError as exc:
             raise GatewayError(
                 "state_unavailable", "usage cannot be read right now; retry shortly"
