@@ -313,6 +313,7 @@ class Gateway:
             ):
                 capped = dict(thinking, budget_tokens=rule.thinking_budget)
                 request.body = dict(request.body, thinking=capped)
+                request.raw = None
                 degraded.append(f"thinking_budget={rule.thinking_budget}")
         return upstream, request, degraded
 
@@ -415,7 +416,7 @@ class Gateway:
         started = time.perf_counter()
         try:
             response = await self.session.post(
-                route.url(), data=json.dumps(body), headers=route.headers(), timeout=timeout
+                route.url(), data=body, headers=route.headers(), timeout=timeout
             )
         except TimeoutError as exc:
             await self._settle(admitted, None)
@@ -447,8 +448,18 @@ class Gateway:
             raise GatewayError("upstream_error", f"upstream {upstream.name} has no address")
         return url
 
-    def _upstream_body(self, request: LLMRequest, route: Route, plan: Plan) -> dict[str, Any]:
+    def _upstream_body(self, request: LLMRequest, route: Route, plan: Plan) -> bytes:
+        """The bytes to send upstream: the client's own, unless something must change."""
         body = request.body
+        unchanged = (
+            request.raw is not None
+            and route.dialect == request.dialect
+            and not (route.dialect == "openai" and request.stream)
+            and not route.upstream.forward_priority
+        )
+        if unchanged:
+            assert request.raw is not None
+            return request.raw
         if route.dialect != request.dialect:
             try:
                 if request.dialect == "anthropic":
@@ -466,7 +477,7 @@ class Gateway:
         if route.upstream.forward_priority:
             # vLLM serves lower numbers first; gigawatt's plans rank higher numbers first.
             body["priority"] = -plan.priority
-        return body
+        return json.dumps(body).encode()
 
     async def _upstream_refused(
         self, response: aiohttp.ClientResponse, upstream: Upstream, admitted: Admitted
@@ -497,8 +508,9 @@ class Gateway:
         limit_headers: list[tuple[str, str]],
     ) -> str:
         try:
-            data = await response.json(content_type=None)
-        except (aiohttp.ClientError, json.JSONDecodeError, TimeoutError) as exc:
+            raw = await response.read()
+            data = json.loads(raw)
+        except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
             await self._settle(admitted, None)
             if isinstance(exc, TimeoutError):
                 raise GatewayError("upstream_timeout", f"{route.upstream.name} timed out") from exc
@@ -523,8 +535,9 @@ class Gateway:
                 raise GatewayError(
                     "upstream_error", f"{route.upstream.name} answered untranslatably: {exc}"
                 ) from exc
-        body = json.dumps(data).encode()
-        await _send(send, 200, body, [("content-type", "application/json"), *limit_headers])
+            raw = json.dumps(data).encode()
+        # In the same dialect the upstream's own bytes go back as they came.
+        await _send(send, 200, raw, [("content-type", "application/json"), *limit_headers])
         return "ok"
 
     async def _stream(

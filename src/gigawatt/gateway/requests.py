@@ -18,6 +18,7 @@ class LLMRequest:
     stream: bool
     max_tokens: int | None  # what the client asked for, if anything
     body: dict[str, Any]
+    raw: bytes | None = None  # the client's bytes, while `body` is still exactly what they say
 
 
 def api_key(headers: dict[str, str]) -> str | None:
@@ -84,7 +85,7 @@ def parse_openai(raw: bytes) -> LLMRequest:
         raise GatewayError(
             "invalid_request", "'stream_options' must be an object", param="stream_options"
         )
-    return LLMRequest("openai", model, stream, max_tokens, body)
+    return LLMRequest("openai", model, stream, max_tokens, body, raw)
 
 
 def parse_anthropic(raw: bytes) -> LLMRequest:
@@ -98,7 +99,7 @@ def parse_anthropic(raw: bytes) -> LLMRequest:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise GatewayError("invalid_request", "'system' must be a string or an array", "system")
-    return LLMRequest("anthropic", model, stream, max_tokens, body)
+    return LLMRequest("anthropic", model, stream, max_tokens, body, raw)
 
 
 def with_max_tokens(request: LLMRequest, cap: int) -> LLMRequest:
