@@ -47,12 +47,12 @@ async def handle(
     try:
         if parts == ["admin", "keys"] and method == "GET":
             records = store.list(params.get("account"))
-            return 200, {"keys": [_record(r) for r in records]}
+            return 200, {"keys": [r.as_json() for r in records]}
         if parts == ["admin", "keys"] and method == "POST":
             body = parse_json(await gateway.read_body(headers, receive))
             account, plan = _text(body, "account"), _plan(gateway, body)
             record, secret = store.create(account, plan, now, label=str(body.get("label", "")))
-            return 201, {**_record(record), "secret": secret}
+            return 201, {**record.as_json(), "secret": secret}
         if len(parts) == 4 and parts[:2] == ["admin", "keys"] and parts[3] == "revoke":
             if method != "POST":
                 raise GatewayError("invalid_request", "use POST to revoke a key")
@@ -83,17 +83,6 @@ async def handle(
     except ValueError as exc:
         raise GatewayError("invalid_request", str(exc)) from exc
     raise GatewayError("not_found", f"no such admin endpoint: {method} {path}")
-
-
-def _record(record: Any) -> dict[str, Any]:
-    return {
-        "key_id": record.key_id,
-        "account": record.account,
-        "plan": record.plan,
-        "label": record.label,
-        "created_at": record.created_at,
-        "revoked_at": record.revoked_at,
-    }
 
 
 def _text(body: dict[str, Any], name: str) -> str:

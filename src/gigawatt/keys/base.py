@@ -33,6 +33,17 @@ class KeyRecord:
     def active(self) -> bool:
         return self.revoked_at is None
 
+    def as_json(self) -> dict[str, object]:
+        """The record as plain JSON values (never a secret: the record holds none)."""
+        return {
+            "key_id": self.key_id,
+            "account": self.account,
+            "plan": self.plan,
+            "label": self.label,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
 
 class KeyStore(Protocol):
     """API keys, kept as SHA-256 digests. Raises `StateError` when the store fails, `ValueError`

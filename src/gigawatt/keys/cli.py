@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gigawatt.errors import PolicyError, StateError
-from gigawatt.keys import KeyRecord, KeyStore, open_key_store
+from gigawatt.keys import KeyStore, open_key_store
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
@@ -123,7 +123,7 @@ def keys_create(args: argparse.Namespace, policy: Policy, store: KeyStore) -> in
 def keys_list(args: argparse.Namespace, policy: Policy, store: KeyStore) -> int:
     records = store.list(args.account)
     if args.json:
-        print(json.dumps([_as_json(r) for r in records], indent=2))
+        print(json.dumps([r.as_json() for r in records], indent=2))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -222,17 +222,6 @@ def _runner(action: Action, plan_arg: bool = False) -> Callable[[argparse.Namesp
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
-
-
-def _as_json(record: KeyRecord) -> dict[str, object]:
-    return {
-        "key_id": record.key_id,
-        "account": record.account,
-        "plan": record.plan,
-        "label": record.label,
-        "created_at": record.created_at,
-        "revoked_at": record.revoked_at,
-    }
 
 
 def _when(t: float) -> str:
