@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -45,7 +45,6 @@ from gigawatt.gateway.upstream import (
 from gigawatt.keys import KeyRecord, KeyStore
 from gigawatt.limits import Decision, Limiter, Reservation, Usage, open_store
 from gigawatt.limits.describe import limit_label, refusal_message
-from gigawatt.limits.storage.redis import RedisStore
 from gigawatt.policy.model import Plan, Policy, Upstream
 
 Scope = MutableMapping[str, Any]
@@ -54,7 +53,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("gigawatt.gateway")
-T = TypeVar("T")
 
 # When an OpenAI client names no max_tokens and the upstream speaks Anthropic (which needs one).
 DEFAULT_MAX_TOKENS = 8192
@@ -100,7 +98,6 @@ class Gateway:
         # Used only when the state store fails and the policy says to keep serving.
         self.local_limiter = Limiter(policy, open_store("memory://"))
         self.metrics = _metrics(self)
-        self._remote_store = limiter.store if isinstance(limiter.store, RedisStore) else None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -117,6 +114,9 @@ class Gateway:
                 self.upstream_urls[upstream.name] = server.url + "/v1"
 
     async def shutdown(self) -> None:
+        close = getattr(self.limiter.store, "aclose", None)
+        if close is not None:
+            await close()
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -324,9 +324,7 @@ class Gateway:
         estimate = Usage(count_request_tokens(request.body), output)
         limiter = self.limiter
         try:
-            decision = await self._state(
-                limiter, limiter.admit, record.account, plan, request.model, estimate, now
-            )
+            decision = await limiter.aadmit(record.account, plan, request.model, estimate, now)
         except StateError as exc:
             self.metrics.inc("gigawatt_state_errors_total", call="admit")
             if self.policy.gateway.on_state_error == "closed":
@@ -362,13 +360,6 @@ class Gateway:
         assert decision.reservation is not None
         return Admitted(decision, limiter, decision.reservation)
 
-    async def _state(self, limiter: Limiter, call: Callable[..., T], *args: Any) -> T:
-        """A limiter call: inline for in-process stores (microseconds), in a thread for Redis,
-        whose round trip would otherwise stall every other request on this event loop."""
-        if limiter.store is self._remote_store:
-            return await asyncio.to_thread(call, *args)
-        return call(*args)
-
     def _limit_headers(
         self, dialect: Dialect, decision: Decision, now: float
     ) -> list[tuple[str, str]]:
@@ -381,9 +372,9 @@ class Gateway:
         try:
             limiter = admitted.limiter
             if usage is None:
-                await self._state(limiter, limiter.release, admitted.reservation, now)
+                await limiter.arelease(admitted.reservation, now)
             else:
-                await self._state(limiter, limiter.reconcile, admitted.reservation, usage, now)
+                await limiter.areconcile(admitted.reservation, usage, now)
                 self.metrics.inc("gigawatt_input_tokens_total", usage.input_tokens)
                 self.metrics.inc("gigawatt_output_tokens_total", usage.output_tokens)
         except StateError as exc:
@@ -635,9 +626,7 @@ class Gateway:
         record, plan = self._authenticate(headers)
         now = self.clock()
         try:
-            statuses = await self._state(
-                self.limiter, self.limiter.snapshot, record.account, plan, now
-            )
+            statuses = await asyncio.to_thread(self.limiter.snapshot, record.account, plan, now)
         except StateError as exc:
             raise GatewayError(
                 "state_unavailable", "usage cannot be read right now; retry shortly"

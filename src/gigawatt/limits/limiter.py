@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from gigawatt.limits import engine
-from gigawatt.limits.specs import LimitBook
+from gigawatt.limits.specs import LimitBook, RequestLimits
 from gigawatt.limits.storage.base import AdmitRequest, Store
-from gigawatt.limits.types import BucketKind, BucketSpec, Decision, LimitStatus, Reservation
+from gigawatt.limits.types import (
+    AdmitResult,
+    BucketKind,
+    BucketSpec,
+    Decision,
+    LimitStatus,
+    Reservation,
+    WindowSpec,
+)
 from gigawatt.limits.usage import Usage, credits_of
 from gigawatt.policy.model import Plan, Policy
 
@@ -45,6 +55,22 @@ class Limiter:
         self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
     ) -> Decision:
         """Reserve `estimate` under every limit, or refuse saying which limit and until when."""
+        pending = self._admission(account, plan, model, estimate, now)
+        return pending.decide(self.store.admit(account, pending.request, now))
+
+    async def aadmit(
+        self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
+    ) -> Decision:
+        """`admit` for an event loop: a store with an async client is awaited, not blocked on."""
+        pending = self._admission(account, plan, model, estimate, now)
+        store_admit = getattr(self.store, "aadmit", None)
+        if store_admit is None:
+            return pending.decide(self.store.admit(account, pending.request, now))
+        return pending.decide(await store_admit(account, pending.request, now))
+
+    def _admission(
+        self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
+    ) -> _Admission:
         plan_ = self.plan(plan)
         if model not in plan_.models:
             raise ValueError(f"plan {plan_.name!r} does not include model {model!r}")
@@ -62,32 +88,39 @@ class Limiter:
             rid,
             deadline,
         )
-        result = self.store.admit(account, request, now)
-        raw = result.view
-
-        def statuses() -> tuple[LimitStatus, ...]:
-            return engine.statuses_of(raw, limits.buckets, limits.windows, now)
-
-        if not result.admitted:
-            return Decision(False, None, statuses, result.refused_by, result.retry_after)
-        reservation = Reservation(
-            rid, account, plan_.name, model, estimate, now, deadline, result.buckets, result.windows
-        )
-        return Decision(True, reservation, statuses)
+        return _Admission(account, plan_.name, model, estimate, now, limits, request)
 
     def reconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
         """Replace the reservation with `actual` usage. False if it was already settled."""
+        return self.store.reconcile(reservation, *self._reconciliation(reservation, actual, now))
+
+    async def areconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
+        args = self._reconciliation(reservation, actual, now)
+        store_reconcile = getattr(self.store, "areconcile", None)
+        if store_reconcile is None:
+            return self.store.reconcile(reservation, *args)
+        return bool(await store_reconcile(reservation, *args))
+
+    def _reconciliation(
+        self, reservation: Reservation, actual: Usage, now: float
+    ) -> tuple[tuple[int, ...], float, Mapping[str, WindowSpec], float]:
         if not isinstance(actual, Usage):
             raise ValueError(f"actual usage must be a Usage, got {type(actual).__name__}")
         plan = self.plan(reservation.plan)
         limits = self._book.limits(plan, reservation.model, now)
         credits = credits_of(self.policy.models[reservation.model].credits, actual)
         tokens = tuple(_cost(charge.kind, actual) for charge in reservation.buckets)
-        return self.store.reconcile(reservation, tokens, credits, limits.windows_by_key, now)
+        return tokens, credits, limits.windows_by_key, now
 
     def release(self, reservation: Reservation, now: float) -> bool:
         """Undo a reservation whose request produced nothing. False if it was already settled."""
         return self.store.release(reservation, now)
+
+    async def arelease(self, reservation: Reservation, now: float) -> bool:
+        store_release = getattr(self.store, "arelease", None)
+        if store_release is None:
+            return self.store.release(reservation, now)
+        return bool(await store_release(reservation, now))
 
     def snapshot(self, account: str, plan: str | Plan, now: float) -> tuple[LimitStatus, ...]:
         """Every window of the plan, then every bucket of every model it may use, at `now`."""
@@ -104,6 +137,41 @@ class Limiter:
 
     def close(self) -> None:
         self.store.close()
+
+
+class _Admission(NamedTuple):
+    """An admission between asking the store and answering the caller (a NamedTuple: one is
+    made per request, and a frozen dataclass costs several times more to build)."""
+
+    account: str
+    plan: str
+    model: str
+    estimate: Usage
+    now: float
+    limits: RequestLimits
+    request: AdmitRequest
+
+    def decide(self, result: AdmitResult) -> Decision:
+        raw, limits, now = result.view, self.limits, self.now
+
+        def statuses() -> tuple[LimitStatus, ...]:
+            return engine.statuses_of(raw, limits.buckets, limits.windows, now)
+
+        if not result.admitted:
+            return Decision(False, None, statuses, result.refused_by, result.retry_after)
+        request = self.request
+        reservation = Reservation(
+            request.reservation_id,
+            self.account,
+            self.plan,
+            self.model,
+            self.estimate,
+            now,
+            request.deadline,
+            result.buckets,
+            result.windows,
+        )
+        return Decision(True, reservation, statuses)
 
 
 def _cost(kind: BucketKind, usage: Usage) -> int:

@@ -14,12 +14,14 @@ housekeeping for idle accounts and is set well past the longest window.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any, NamedTuple, TypeVar
 
 import redis
+import redis.asyncio
 import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
@@ -89,6 +91,8 @@ class RedisStore:
         else:
             self.client = redis.Redis.from_url(url, **options)
         self.key_ttl_s = key_ttl_s
+        self._url, self._options, self._cluster = url, options, cluster
+        self._aclient: Any = None  # made on first use, inside the event loop that uses it
         self._scripts = {
             name: _script(load_script(name)) for name in ("admit", "reconcile", "release")
         }
@@ -143,6 +147,67 @@ class RedisStore:
                 raise
         self._call(lambda: self.client.script_load(script.source))
         return self._call(lambda: self.client.evalsha(script.sha, 1, key, *args))
+
+    # --- the same calls for an event loop (the gateway), on redis-py's asyncio client ---------
+
+    async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
+        if self._cluster:
+            return await asyncio.to_thread(self.admit, account, request, now)
+        buckets, costs, windows, credits = request[:4]
+        reply = await self._aeval("admit", account, admit_args(request, now, self.key_ttl_s))
+        return decode_admit_reply(reply, buckets, costs, windows, credits, now)
+
+    async def areconcile(
+        self,
+        reservation: Reservation,
+        actual_tokens: Sequence[int],
+        actual_credits: float,
+        windows_now: Mapping[str, WindowSpec],
+        now: float,
+    ) -> bool:
+        if self._cluster:
+            return await asyncio.to_thread(
+                self.reconcile, reservation, actual_tokens, actual_credits, windows_now, now
+            )
+        args = reconcile_args(
+            reservation, actual_tokens, actual_credits, windows_now, now, self.key_ttl_s
+        )
+        return bool(await self._aeval("reconcile", reservation.account, args))
+
+    async def arelease(self, reservation: Reservation, now: float) -> bool:
+        if self._cluster:
+            return await asyncio.to_thread(self.release, reservation, now)
+        args: list[str | int] = [_num(now), reservation.id]
+        return bool(await self._aeval("release", reservation.account, args))
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    async def _aeval(self, name: str, account: str, args: list[str | int]) -> Any:
+        # On a cluster the calls above use the sync client off the loop: redis-py's asyncio
+        # cluster client is not wired in yet.
+        if self._aclient is None:
+            self._aclient = redis.asyncio.Redis.from_url(self._url, **self._options)
+        client = self._aclient
+        script = self._scripts[name]
+        key = account_key(account)
+        try:
+            return await self._acall(client.evalsha(script.sha, 1, key, *args))
+        except StateError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+        await self._acall(client.script_load(script.source))
+        return await self._acall(client.evalsha(script.sha, 1, key, *args))
+
+    async def _acall(self, awaitable: Awaitable[_T]) -> _T:
+        try:
+            return await awaitable
+        except (redis.exceptions.TimeoutError, TimeoutError) as exc:
+            raise StateTimeout(f"Redis did not answer in time: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise StateError(f"Redis failed: {exc}") from exc
 
     def _call(self, fn: Callable[[], _T]) -> _T:
         try:
