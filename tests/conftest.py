@@ -13,10 +13,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 REDIS_URL_ENV = "GIGAWATT_TEST_REDIS_URL"
 
@@ -154,3 +156,28 @@ def _wait_for_cluster(port: int) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("the test Redis Cluster never reached cluster_state:ok")
             time.sleep(0.1)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each state URL a suite should pass on, emptied first: memory, SQLite, Redis, Cluster."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    if request.param == "redis-cluster":
+        url = str(request.getfixturevalue("redis_cluster_url"))
+        client = RedisCluster.from_url("redis" + url[len("redis+cluster") :])
+        try:
+            client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        finally:
+            client.close()
+        return url
+    return str(request.getfixturevalue("fresh_redis_url"))

@@ -26,30 +26,6 @@ def _cluster_client(url: str) -> RedisCluster:
     return RedisCluster.from_url("redis" + url[len("redis+cluster") :])
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "redis-cluster":
-        url = str(request.getfixturevalue("redis_cluster_url"))
-        client = _cluster_client(url)
-        try:
-            client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-        finally:
-            client.close()
-        return url
-    return str(request.getfixturevalue("fresh_redis_url"))
-
-
 @pytest.fixture
 def store(store_url: str) -> Iterator[KeyStore]:
     s = open_key_store(store_url)

@@ -1,9 +1,8 @@
-"""One limiter suite, run against every store: memory, SQLite and a real Redis."""
+"""One limiter suite, run against every store (`store_url`, from tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -11,37 +10,6 @@ from gigawatt.limits import Limiter, open_store
 from gigawatt.policy.model import Policy
 
 MakeLimiter = Callable[..., Limiter]
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("redis", marks=pytest.mark.redis),
-        pytest.param("redis-cluster", marks=pytest.mark.redis),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "redis-cluster":
-        # Accounts differ from test to test (each test makes its own), so no flush is needed...
-        return _flushed_cluster(str(request.getfixturevalue("redis_cluster_url")))
-    return str(request.getfixturevalue("fresh_redis_url"))
-
-
-def _flushed_cluster(url: str) -> str:
-    """...but tests reuse account names, so every node is emptied first."""
-    from redis.cluster import RedisCluster
-
-    client = RedisCluster.from_url("redis" + url[len("redis+cluster") :])
-    try:
-        client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-    finally:
-        client.close()
-    return url
 
 
 @pytest.fixture
