@@ -56,6 +56,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from report import library_version, md_table, write_section
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODEL = PLAN = "bench"
@@ -878,19 +880,6 @@ def benchmark(args: argparse.Namespace, console: Console) -> Results:
     )
 
 
-def library_version() -> str:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=True)
-        return done.stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", "src")
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit"
-    return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
-
-
 def machine_info(tool: LoadTool, tmp: Path) -> dict[str, str]:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -1147,12 +1136,6 @@ def print_results(results: Results, console: Console) -> None:
         console.print(f"[yellow]{key} not measured[/]: {why}")
 
 
-def md_table(columns: tuple[str, ...], body: list[list[str]], left: int = 1) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |"]
-    lines.append("|" + "|".join("---" if i < left else "---:" for i in range(len(columns))) + "|")
-    return lines + ["| " + " | ".join(row) + " |" for row in body]
-
-
 def reading(results: Results) -> str:
     by = rows(results)
     m = results.machine
@@ -1319,20 +1302,6 @@ def markdown(results: Results, command: str, when: str) -> str:
         END,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str, start: str, end: str, after: str | None) -> None:
-    """Replace the text between `start` and `end`; if absent, add it after marker `after`."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    i, j = text.find(start), text.find(end)
-    if i != -1 and j > i:
-        text = text[:i] + section.rstrip("\n") + text[j + len(end) :]
-    elif after is not None and after in text:
-        k = text.find(after) + len(after)
-        text = text[:k] + "\n\n" + section.rstrip("\n") + text[k:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 # --- the stack -------------------------------------------------------------------------------

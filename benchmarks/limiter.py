@@ -47,6 +47,7 @@ from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.limits.storage.redis import RedisStore
 from gigawatt.limits.storage.sqlite import decode_state, encode_state
 from gigawatt.policy.model import CreditWeights, Gateway, Model, Plan, Policy, Rate, Window
+from report import library_version, md_table, write_section
 
 ACCOUNTS = 10_000
 PLAN, MODEL = "bench", "bench-model"
@@ -525,22 +526,6 @@ class Results:
     seconds: float
 
 
-def library_version() -> str:
-    """The commit the measured code is at, and whether `src/` differs from it."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
-        return done.stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", "src")
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit"
-    return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
-
-
 def machine_info(redis_version: str, tmp: str, throwaway: bool) -> dict[str, str]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -842,13 +827,6 @@ def print_tables(results: Results, console: Console) -> None:
     console.print(table)
 
 
-def md_table(columns: tuple[str, ...], rows: list[list[str]], left: int = 1) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |"]
-    lines.append("|" + "|".join("---" if i < left else "---:" for i in range(len(columns))) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def reading(results: Results) -> str:
     runs, m = results.runs, results.machine
     mem1, mem16 = runs["memory", 1].per_s, runs["memory", 16].per_s
@@ -1019,21 +997,6 @@ def markdown(results: Results, command: str, when: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        head = "# Benchmarks\n\nEach section is written by the script its command names.\n\n"
-        path.write_text(head + section)
-        return
-    text = path.read_text()
-    start, end = text.find(START), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 # --- profiling -------------------------------------------------------------------------------
 
 
@@ -1087,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(results, console)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join([".venv/bin/python", "benchmarks/limiter.py", *given])
-    write_section(args.out, markdown(results, command, when))
+    write_section(args.out, markdown(results, command, when), START, END)
     console.print(f"wrote the Limiter section of {args.out}")
     return 0
 
