@@ -2,6 +2,8 @@
 
     GigawattError
     ├── PolicyError            the policy file is unreadable or invalid; carries every problem found
+    ├── PlanError              a capacity plan that cannot be made: an unknown GPU or model, a model
+    │                          that does not fit its GPUs, impossible numbers; says what would work
     ├── StateError             the limiter's state store failed: unreachable, timed out, or refused
     │   └── StateTimeout       a state call took longer than its timeout
     └── TranslationError       a request or response with no faithful equivalent in the other
@@ -43,6 +45,10 @@ class PolicyError(GigawattError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  {source}: {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in {source}:\n{lines}")
+
+
+class PlanError(GigawattError):
+    """A capacity question with no answer as asked; the message says why and what would work."""
 
 
 class StateError(GigawattError):
