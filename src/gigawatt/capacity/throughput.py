@@ -3,10 +3,12 @@
 A replica is `gpus` GPUs of one kind holding one copy of a model's weights at one precision. Its
 HBM holds the weights, and a fraction of what is left holds the KV cache; that fixes the largest
 batch. Prefill is compute-bound. A decode step reads the weights (a mixture of experts only the
-experts its batch touches) plus every sequence's KV cache, and computes one token per sequence;
-it takes the longer of the two. Splitting a model over several GPUs adds an all-reduce of the
-activations per layer. Efficiency factors (fitted by `gigawatt plan fit` on measured serving
-throughput, see `fit.py`) say how much of the datasheet peaks each part reaches.
+experts its batch touches) plus every sequence's KV cache, and computes one token per sequence.
+Its time is the memory time plus the compute time: the measurements reject the roofline's
+max(memory, compute) in favour of the sum (docs/capacity.md shows both fits). Splitting a model
+over several GPUs adds two all-reduces of the activations per layer. Efficiency factors (fitted by
+`gigawatt plan fit` on measured serving throughput, see `fit.py`) say how much of the datasheet
+peaks each part reaches.
 
 The formulas, with a worked example, are in docs/capacity.md; `Replica.prefill_s`,
 `Replica.decode_step_s` and `workload_throughput` are the one model that both the planner and the
@@ -40,25 +42,24 @@ KV_MEMORY_FRACTION = 0.9
 
 @dataclass(frozen=True, slots=True)
 class Efficiency:
-    """Shares of the datasheet peaks reached in serving, and fixed costs; fitted by `fit.py`.
+    """Shares of the datasheet peaks reached in serving; fitted by `fit.py`.
 
     prefill: of peak FLOP/s while prefilling prompts; decode: of peak FLOP/s in a decode step;
     memory: of HBM bandwidth in a decode step; link: of the scale-up link bandwidth in the
-    tensor-parallel all-reduces; step_overhead_s: fixed time per decode step (kernel launches,
-    scheduling, sampling).
+    tensor-parallel all-reduces; fp4: how much of the fp8 shares (prefill, decode) the weights'
+    matrix products reach at fp4 (attention stays at fp8, the KV cache's precision).
     """
 
     prefill: float
     decode: float
     memory: float
     link: float
-    step_overhead_s: float
+    fp4: float
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            zero_allowed = f.name == "step_overhead_s"
-            if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+            if not math.isfinite(value) or value <= 0:
                 raise PlanError(f"efficiency {f.name} must be positive, not {value!r}")
 
 
@@ -119,12 +120,13 @@ class Replica:
     def compute_s(self, tokens: float, context_tokens: float, efficiency: float) -> float:
         """Seconds of arithmetic for `tokens` tokens each attending to `context_tokens` tokens.
 
-        2 * active_params FLOPs per token at the weights' precision, plus the attention FLOPs at
-        the KV cache's precision, both at `efficiency` of the replica's peak.
+        2 * active_params FLOPs per token at the weights' precision (times the fp4 factor there),
+        plus the attention FLOPs at the KV cache's precision, both at `efficiency` of the peak.
         """
-        weights_s = tokens * 2.0 * self.arch.active_params / self.flops_per_s
+        weights_efficiency = efficiency * (self.efficiency.fp4 if self.precision == "fp4" else 1.0)
+        weights_s = tokens * 2.0 * self.arch.active_params / (self.flops_per_s * weights_efficiency)
         attention_flops = tokens * self.arch.attention_flops_per_token(context_tokens)
-        return (weights_s + attention_flops / self.attention_flops_per_s) / efficiency
+        return weights_s + attention_flops / (self.attention_flops_per_s * efficiency)
 
     def max_batch(self, context_tokens: int) -> int:
         """The most sequences of `context_tokens` tokens whose KV cache fits; 0 if none does.
@@ -159,27 +161,28 @@ class Replica:
         compute_s = self.compute_s(prompt_tokens, prompt_tokens / 2, self.efficiency.prefill)
         return compute_s + self.allreduce_s(prompt_tokens)
 
-    def decode_step_s(self, batch: int, context_tokens: float) -> float:
-        """Seconds of one decode step producing one token for each of `batch` sequences.
-
-        The longer of the memory time (weights the batch touches plus `batch` KV caches of
-        `context_tokens` tokens, at the memory share of HBM bandwidth) and the compute time
-        (2 * active_params plus attention FLOPs per sequence, at the decode share of peak), plus
-        the all-reduces and the fixed step overhead.
-        """
-        if batch <= 0:
-            return 0.0
-        eff = self.efficiency
+    def decode_memory_s(self, batch: int, context_tokens: float) -> float:
+        """Seconds a decode step spends reading HBM: the weights `batch` tokens touch plus `batch`
+        KV caches of `context_tokens` tokens, at the memory share of the bandwidth."""
         read_bytes = (
             self.arch.params_read(batch) * WEIGHT_BYTES[self.precision]
             + batch * context_tokens * self.kv_bytes_per_token
         )
-        memory_s = read_bytes / (self.gpus * self.gpu.hbm_bytes_per_s * eff.memory)
-        compute_s = self.compute_s(batch, context_tokens, eff.decode)
-        return max(memory_s, compute_s) + self.allreduce_s(batch) + eff.step_overhead_s
+        return read_bytes / (self.gpus * self.gpu.hbm_bytes_per_s * self.efficiency.memory)
 
-    def fits(self) -> bool:
-        return self.weights_bytes < self.hbm_bytes
+    def decode_step_s(self, batch: int, context_tokens: float) -> float:
+        """Seconds of one decode step producing one token for each of `batch` sequences.
+
+        Memory time plus compute time (one token per sequence, attending to `context_tokens`
+        tokens, at the decode share of peak) plus the all-reduces of `batch` tokens.
+        """
+        if batch <= 0:
+            return 0.0
+        return (
+            self.decode_memory_s(batch, context_tokens)
+            + self.compute_s(batch, context_tokens, self.efficiency.decode)
+            + self.allreduce_s(batch)
+        )
 
 
 @dataclass(frozen=True, slots=True)
