@@ -17,6 +17,7 @@ from typing import TypeAlias
 from rich.console import Console
 
 from gigawatt import __version__
+from gigawatt.capacity.cli import add_plan
 from gigawatt.errors import PolicyError
 from gigawatt.gateway.cli import add_serve
 from gigawatt.gateway.usage_cli import add_usage
@@ -154,4 +155,5 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_keys,
     add_usage,
     add_sim_backend,
+    add_plan,
 )
