@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gigawatt.capacity.limits_cli import add_limits
 from gigawatt.capacity.throughput_cli import add_fit, add_throughput
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ EXIT_USAGE = 2
 PLAN_COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_throughput,
     add_fit,
+    add_limits,
 )
 
 

@@ -122,6 +122,30 @@ class Fleet:
                 pools[match] = replace(pools[match], replicas=pools[match].replicas + extra)
         return replace(self, pools=tuple(pools))
 
+    def with_removed_gpus(self, gpu: Gpu | str, count: int) -> Fleet:
+        """The fleet less `count` GPUs of kind `gpu` (a site going away), taken from the pools on
+        that GPU in proportion to their GPUs, a whole replica at a time.
+
+        A pool's share rounds up to whole replicas, so at least `count` GPUs go (a replica cannot
+        run on part of its group). PlanError when the fleet has fewer GPUs of that kind.
+        """
+        name = gpu_named(gpu).name if isinstance(gpu, str) else gpu.name
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise PlanError(f"GPUs to remove must be a whole number, at least 0, not {count!r}")
+        on_gpu = [i for i, pool in enumerate(self.pools) if pool.replica.gpu.name == name]
+        have = sum(self.pools[i].gpus for i in on_gpu)
+        if count > have:
+            raise PlanError(
+                f"fleet {self.name!r} has {have:,} {name} GPUs; it cannot lose {count:,}"
+            )
+        pools = list(self.pools)
+        for i in on_gpu:
+            pool = pools[i]
+            share = count * pool.gpus / have if have else 0.0
+            gone = min(pool.replicas, math.ceil(share / pool.replica.gpus - 1e-9))
+            pools[i] = replace(pool, replicas=pool.replicas - gone)
+        return replace(self, pools=tuple(p for p in pools if p.replicas > 0))
+
 
 def load_fleet(path: Path) -> Fleet:
     """Read and check a fleet file; PolicyError listing every problem with its key path."""

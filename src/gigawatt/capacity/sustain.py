@@ -71,6 +71,7 @@ class Scenario:
     """What to change in the policy before computing the load."""
 
     window_scale: float = 1.0  # every window limit multiplied by this
+    session_scale: float = 1.0  # session windows (the 5-hour kind) multiplied by this as well
     api_scale: float = 1.0  # every rate bucket multiplied by this
     peak: bool = True  # False: as if no plan had peak hours
 
@@ -217,7 +218,10 @@ def weekly_load(
                 for window in windows:
                     b = window_b[window.name]
                     if b > 0:
-                        caps.append(window.limit * scenario.window_scale * factor / b)
+                        scale = scenario.window_scale * (
+                            scenario.session_scale if window.kind == "session" else 1.0
+                        )
+                        caps.append(window.limit * scale * factor / b)
                 share = capped_mean(demand.intensity_sigma, min(caps, default=math.inf))
                 series[model.model][hour] += rps * share / capacity
                 asked[model.model] += rps
