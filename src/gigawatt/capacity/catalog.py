@@ -281,9 +281,9 @@ def _unknown_keys(
 ) -> None:
     for key, value in table.items():
         if key not in allowed and isinstance(value, Mapping):
-            problems.append(
-                Problem(f"{path}.{key}", 'a name with dots must be quoted: [models."llama-3.1-8b"]')
-            )
+            section, _, name = f"{path}.{key}".partition(".")
+            quoted = f'[{section}."{name}"]'
+            problems.append(Problem(f"{path}.{key}", f"a name with dots must be quoted: {quoted}"))
         elif key not in allowed:
             problems.append(Problem(f"{path}.{key}", f"unknown key{did_you_mean(key, allowed)}"))
 
@@ -318,6 +318,8 @@ def _parse_gpu(
 ) -> Gpu | None:
     before = len(problems)
     _unknown_keys(table, _GPU_KEYS, path, problems)
+    if any(isinstance(value, Mapping) for value in table.values()):
+        return None  # a dotted name, reported by _unknown_keys; its "required" keys are noise
     hbm_gb = _number(table, "hbm_gb", path, problems, required=True)
     hbm_tb_per_s = _number(table, "hbm_tb_per_s", path, problems, required=True)
     board_watts = _number(table, "board_watts", path, problems, required=True)
@@ -354,6 +356,8 @@ def _parse_model(
 ) -> ModelArch | None:
     before = len(problems)
     _unknown_keys(table, _MODEL_KEYS, path, problems)
+    if any(isinstance(value, Mapping) for value in table.values()):
+        return None  # a dotted name, reported by _unknown_keys; its "required" keys are noise
     optional = {"active_params", "kv_heads", "kv_latent_dim", "experts", "experts_per_token"}
     values: dict[str, int] = {}
     for key in _MODEL_INT_KEYS:
