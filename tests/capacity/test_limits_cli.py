@@ -162,3 +162,27 @@ def test_a_fleet_missing_a_model_of_the_demand_is_refused(
     args = ["--policy", str(POLICY), "--demand", str(DEMAND), "--fleet", str(fleet)]
     assert main(["plan", "limits", *args]) == 2
     assert "serves no 'large'" in capsys.readouterr().err
+
+
+def test_gpu_time_credits_keep_each_plans_allowance_in_requests(
+    small_fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emitted = tmp_path / "gpu-time.toml"
+    args = ["--policy", str(POLICY), "--demand", str(DEMAND), "--fleet", str(small_fleet)]
+    out = run_json(capsys, *args, "--emit-policy", str(emitted), "--credits", "gpu-time")
+    assert main(["check-config", str(emitted)]) == 0
+    policy = load_policy(emitted)
+    capacity = out["before"]["capacity"]
+    cheapest = min(c["gpu_s_per_input_token"] for c in capacity.values())
+    for model, c in capacity.items():
+        weights = policy.models[model].credits
+        assert weights.input == pytest.approx(c["gpu_s_per_input_token"] / cheapest, rel=1e-2)
+        assert weights.output == pytest.approx(c["gpu_s_per_output_token"] / cheapest, rel=1e-2)
+    # The larger model's output token costs more GPU-time than the smaller's.
+    assert policy.models["large"].credits.output > policy.models["small"].credits.output
+    # Same limits in requests: the fleet's load under the emitted policy is what the policy
+    # file with the original weights gets (within the rounding of limits and weights).
+    demands = plan_demands(policy, load_demand(DEMAND, policy))
+    check = assess(policy, demands, load_fleet(small_fleet))
+    assert max(check.peak_utilisation.values()) <= 0.8
+    assert max(check.peak_utilisation.values()) > 0.7

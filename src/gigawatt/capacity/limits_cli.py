@@ -69,6 +69,13 @@ def add_limits(subparsers: Subparsers) -> None:
         metavar="FILE",
         help="write the policy with the limits the (new) fleet sustains",
     )
+    parser.add_argument(
+        "--credits",
+        choices=("policy", "gpu-time"),
+        default="policy",
+        help="credit weights in the emitted policy: the policy's own (default), or each "
+        "model's GPU-time per input and output token on the fleet, limits converted",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run_limits)
 
@@ -96,7 +103,9 @@ def run_limits(args: argparse.Namespace) -> int:
         emitted: Policy | None = None
         changes: list[str] = []
         if args.emit_policy is not None:
-            emitted, changes = sustainable_policy(policy, demands, after or fleet, final)
+            emitted, changes = sustainable_policy(
+                policy, demands, after or fleet, final, gpu_time_credits=args.credits == "gpu-time"
+            )
     except PlanError as exc:
         print(f"gigawatt: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,10 +24,11 @@ from gigawatt.capacity.sustain import (
     credits_per_request,
     largest_scale,
     weekly_load,
+    window_demand,
 )
 from gigawatt.capacity.throughput import workload_throughput
 from gigawatt.errors import PlanError
-from gigawatt.policy.model import Plan, Policy, Rate
+from gigawatt.policy.model import CreditWeights, Plan, Policy, Rate
 
 DEFAULT_TARGET = 0.8
 
@@ -180,19 +181,82 @@ def _model_capacity(
     )
 
 
+def gpu_time_weights(assessment: Assessment) -> dict[str, CreditWeights]:
+    """Credit weights in proportion to the GPU-time each kind of token costs on this fleet.
+
+    One credit is the GPU-time of one input token of the cheapest model; an output token costs
+    its decode GPU-time in those units. Cache reads cost a tenth of an input token and cache
+    writes 1.25 (the policy file's defaults), as prefix caching skips or adds a prefill.
+    Example: prefill 14e-6 GPU-s per input token on the cheapest model, 883e-6 GPU-s per output
+    token on another: that model's output weight is 883 / 14 = 63.1 credits.
+    """
+    unit = min(c.gpu_s_per_input_token for c in assessment.capacity.values())
+    weights = {}
+    for model, capacity in assessment.capacity.items():
+        input_weight = _significant(capacity.gpu_s_per_input_token / unit)
+        weights[model] = CreditWeights(
+            input=input_weight,
+            output=_significant(capacity.gpu_s_per_output_token / unit),
+            cache_read=_significant(0.1 * input_weight),
+            cache_write=_significant(1.25 * input_weight),
+        )
+    return weights
+
+
+def reweighted(
+    policy: Policy, demands: tuple[PlanDemand, ...], weights: Mapping[str, CreditWeights]
+) -> Policy:
+    """The policy with new credit weights and every window limit converted to them, so that each
+    plan's mean user can make as many requests in each window as before."""
+    models = {
+        name: dataclasses.replace(model, credits=weights.get(name, model.credits))
+        for name, model in policy.models.items()
+    }
+    new = dataclasses.replace(policy, models=models)
+    by_plan = {d.plan: d for d in demands}
+    plans = {}
+    for name, plan in policy.plans.items():
+        demand = by_plan.get(name)
+        windows = []
+        for window in plan.windows:
+            limit = window.limit
+            if demand is not None:
+                old_credits = window_demand(policy, demand, window)
+                new_credits = window_demand(new, demand, window)
+                if old_credits > 0:
+                    limit = float(_whole(limit * new_credits / old_credits))
+            windows.append(dataclasses.replace(window, limit=limit))
+        plans[name] = dataclasses.replace(plan, windows=tuple(windows))
+    return dataclasses.replace(new, plans=plans)
+
+
 def sustainable_policy(
-    policy: Policy, demands: tuple[PlanDemand, ...], fleet: Fleet, assessment: Assessment
+    policy: Policy,
+    demands: tuple[PlanDemand, ...],
+    fleet: Fleet,
+    assessment: Assessment,
+    *,
+    gpu_time_credits: bool = False,
 ) -> tuple[Policy, list[str]]:
     """The policy with the limits this fleet sustains, and one line per change made.
 
-    Changes are made in order, each checked with the ones before it in place: drop peak hours
-    when the fleet stays under the target without them; then scale every window limit by the
-    largest multiplier that keeps it there (rounded down to two significant figures; limits are
-    left alone when no multiplier binds the fleet); then each model's API rate buckets likewise.
+    Changes are made in order, each checked with the ones before it in place: with
+    `gpu_time_credits`, credit weights from GPU-time (limits converted, see `reweighted`); drop
+    peak hours when the fleet stays under the target without them; then scale every window
+    limit by the largest multiplier that keeps it there (rounded down to two significant
+    figures; limits are left alone when no multiplier binds the fleet); then each model's API
+    rate buckets likewise.
     """
     target = assessment.target
     capacity_rps = _capacity_function(fleet)
     changes: list[str] = []
+    if gpu_time_credits:
+        weights = gpu_time_weights(assessment)
+        policy = reweighted(policy, demands, weights)
+        changes.append(
+            "credit weights from GPU-time per token (window limits converted): "
+            + ", ".join(f"{m} {w.input:g} in / {w.output:g} out" for m, w in weights.items())
+        )
     plans = dict(policy.plans)
     peak = True
     if assessment.can_drop_peak and any(p.peak is not None for p in plans.values()):
@@ -258,6 +322,12 @@ def _scale_rates(plan: Plan, model: str, scale: float) -> Plan:
         output_tpm=None if rate.output_tpm is None else _whole(rate.output_tpm * scale),
     )
     return dataclasses.replace(plan, rate={**plan.rate, model: scaled})
+
+
+def _significant(value: float, figures: int = 3) -> float:
+    if value <= 0:
+        return value
+    return round(value, figures - 1 - math.floor(math.log10(value)))
 
 
 def _whole(value: float) -> int:
