@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gigawatt.capacity.limits_cli import add_limits
+from gigawatt.capacity.site_cli import add_compare, add_site
 from gigawatt.capacity.throughput_cli import add_fit, add_throughput
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ PLAN_COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_throughput,
     add_fit,
     add_limits,
+    add_site,
+    add_compare,
 )
 
 

@@ -70,6 +70,13 @@ class SitePlan:
     satellite_kg: float | None = None  # orbital: launched mass of one satellite
     launch_kg: float | None = None  # orbital: the whole site
 
+    @property
+    def lifetime_years(self) -> float:
+        site = self.site
+        return (
+            site.lifetime_years if isinstance(site, TerrestrialSite) else site.design.lifetime_years
+        )
+
     def as_json(self) -> dict[str, Any]:
         site = self.site
         out: dict[str, Any] = {
@@ -95,7 +102,7 @@ class SitePlan:
             assert isinstance(site, OrbitalSite)
             out["orbital"] = _orbital_json(site, self.satellite, self)
         out["cost"] = {
-            "lifetime_years": _lifetime_years(site),
+            "lifetime_years": self.lifetime_years,
             "build_usd_per_year": self.cost.build_usd,
             "energy_usd_per_year": self.cost.energy_usd,
             "launch_usd_per_year": self.cost.launch_usd,
@@ -252,9 +259,3 @@ def _orbital_json(site: OrbitalSite, sizing: SatelliteSizing, plan: SitePlan) ->
         "launch_usd": (plan.launch_kg or 0) * site.launch_usd_per_kg,
         "watts_per_kg": design.compute_watts / (plan.satellite_kg or 1),
     }
-
-
-def _lifetime_years(site: Site) -> float:
-    if isinstance(site, TerrestrialSite):
-        return site.lifetime_years
-    return site.design.lifetime_years
