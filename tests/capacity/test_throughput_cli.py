@@ -118,6 +118,13 @@ def test_fit_markdown_and_roofline(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["decode_step"] == "max(memory, compute)" and report["written"] is None
 
 
+def test_fit_with_a_fixed_factor_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "plan", "fit", "--fix", "fp4=1", "--json")
+    assert report["efficiency"]["fp4"] == 1.0 and report["written"] is None
+    assert main(["plan", "fit", "--fix", "fp5=1"]) == 2
+    assert "no efficiency factor 'fp5'; did you mean 'fp4'?" in capsys.readouterr().err
+
+
 def test_fit_that_misses_its_target_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -18,18 +18,19 @@ import csv
 import importlib.resources
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from gigawatt.capacity.catalog import gpu_named, model_named
+from gigawatt.capacity.catalog import did_you_mean, gpu_named, model_named
 from gigawatt.capacity.throughput import Efficiency, Replica, workload_throughput
 from gigawatt.errors import PlanError
 
 # Where the search starts: round numbers of the order serving engines reach.
 START = Efficiency(prefill=0.5, decode=0.5, memory=0.7, link=0.5, fp4=0.7)
+FACTOR_NAMES = tuple(f.name for f in fields(Efficiency))
 # Factors are written with this many significant digits; a refit must reproduce them.
 DIGITS = 4
 
@@ -136,15 +137,32 @@ def residuals(
 
 
 def fit_efficiency(
-    rows: Sequence[CalibrationRow], start: Efficiency = START, *, roofline: bool = False
+    rows: Sequence[CalibrationRow],
+    start: Efficiency = START,
+    *,
+    roofline: bool = False,
+    fixed: Mapping[str, float] | None = None,
 ) -> Fit:
-    """The efficiency factors that best predict `rows`, rounded to DIGITS significant digits."""
-    names = [f.name for f in fields(Efficiency)]
+    """The efficiency factors that best predict `rows`, rounded to DIGITS significant digits.
+
+    `fixed` holds factors kept at a value instead of fitted, to test whether the data need them:
+    fp4 = 1 treats fp4 like fp8, link = 1e9 makes the all-reduces free.
+    """
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed) - {f.name for f in fields(Efficiency)})
+    if unknown:
+        raise PlanError(
+            f"no efficiency factor {unknown[0]!r}{did_you_mean(unknown[0], FACTOR_NAMES)}"
+        )
+    names = [f.name for f in fields(Efficiency) if f.name not in fixed]
     measured = np.array([row.output_tokens_per_s for row in rows])
 
+    def efficiency_at(log_factors: np.ndarray) -> Efficiency:
+        factors = dict(zip(names, np.exp(log_factors).tolist(), strict=True))
+        return Efficiency(**factors, **fixed)
+
     def loss(log_factors: np.ndarray) -> float:
-        efficiency = Efficiency(**dict(zip(names, np.exp(log_factors).tolist(), strict=True)))
-        found = residuals(rows, efficiency, roofline=roofline)
+        found = residuals(rows, efficiency_at(log_factors), roofline=roofline)
         predicted = np.array([r.predicted_tokens_per_s for r in found])
         return float(np.sum(np.log(predicted / measured) ** 2))
 
@@ -156,7 +174,7 @@ def fit_efficiency(
             break
         value = improved
     factors = {name: _round(math.exp(x)) for name, x in zip(names, point, strict=True)}
-    efficiency = Efficiency(**factors)
+    efficiency = Efficiency(**factors, **fixed)
     return Fit(efficiency, residuals(rows, efficiency, roofline=roofline))
 
 

@@ -193,6 +193,14 @@ def add_fit(subparsers: Subparsers) -> None:
         action="store_true",
         help="fit the textbook decode step, max(memory, compute), for comparison; writes nothing",
     )
+    parser.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keep a factor at a value instead of fitting it, e.g. fp4=1 or link=1e9 (no "
+        "all-reduce cost), to see whether the data need it; writes nothing",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--markdown", action="store_true", help="print the table as markdown")
@@ -200,23 +208,30 @@ def add_fit(subparsers: Subparsers) -> None:
 
 
 def plan_fit(args: argparse.Namespace) -> int:
+    fixed = {}
+    for item in args.fix:
+        name, _, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            return _usage(f"--fix takes NAME=VALUE with a number, not {item!r}")
     try:
         rows = load_calibration(args.calibration)
-        fit = fit_efficiency(rows, roofline=args.roofline)
+        fit = fit_efficiency(rows, roofline=args.roofline, fixed=fixed)
     except OSError as exc:
         return _usage(f"cannot read {args.calibration}: {exc.strerror or exc}")
     except PlanError as exc:
         return _usage(str(exc))
     written: Path | None = None
-    if not (args.no_write or args.roofline):
+    if not (args.no_write or args.roofline or fixed):
         written = args.write or shipped_efficiency_path()
         written.write_text(efficiency_toml(fit.efficiency), "utf-8")
     if args.json:
-        print(json.dumps(fit_report(fit, args.roofline, written)))
+        print(json.dumps(fit_report(fit, args.roofline, written) | {"fixed": fixed}))
     elif args.markdown:
         sys.stdout.write(residual_markdown(fit))
     else:
-        _print_fit(fit, args.roofline, written)
+        _print_fit(fit, args.roofline, written, fixed)
     met = (
         fit.median_abs_error <= TARGET_MEDIAN_ABS_ERROR
         and fit.worst_abs_error <= TARGET_WORST_ABS_ERROR
@@ -251,8 +266,10 @@ def fit_report(fit: Fit, roofline: bool, written: Path | None) -> dict[str, Any]
     }
 
 
-def _print_fit(fit: Fit, roofline: bool, written: Path | None) -> None:
+def _print_fit(fit: Fit, roofline: bool, written: Path | None, fixed: dict[str, float]) -> None:
     step = "max(memory, compute)" if roofline else "memory + compute"
+    if fixed:
+        step += "; fixed: " + ", ".join(f"{name} = {value:g}" for name, value in fixed.items())
     factors = ", ".join(f"{name} {value:g}" for name, value in asdict(fit.efficiency).items())
     table = Table(box=None, pad_edge=False, header_style="bold")
     for header in ("model", "replica", "in/out", "measured", "predicted", "batch", "residual"):
