@@ -84,3 +84,8 @@ def test_efficiency_file_round_trip() -> None:
     efficiency = Efficiency(prefill=0.61, decode=0.5, memory=0.9, link=0.7, fp4=0.6)
     raw = tomllib.loads(efficiency_toml(efficiency))
     assert Efficiency(**raw["efficiency"]) == efficiency
+
+
+def test_docs_show_the_current_fit(fit: Fit) -> None:
+    docs = Path(__file__).parents[2] / "docs" / "capacity.md"
+    assert residual_markdown(fit) in docs.read_text("utf-8")
