@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,3 +134,32 @@ def test_bad_input_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("gigawatt: ")
     assert message in err
+
+
+def test_one_catalog_file_adds_a_gpu_and_a_site_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        """
+        [gpus.h300]
+        source = "illustrative"
+        hbm_gb = 200
+        hbm_tb_per_s = 6
+        bf16_tflops = 1000
+        fp8_tflops = 2000
+        board_watts = 900
+
+        [sites.my-site]
+        kind = "terrestrial"
+        source = "illustrative"
+        gpu = "h300"
+        meter_mw = 10
+        pue = 1.2
+        """
+    )
+    assert main(["plan", "site", "--site", "my-site", "--catalog", str(catalog), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # 10 MW / 1.2 = 8.33 MW of IT power; a server is 8 x (900 + 575 + 100) W = 12.6 kW:
+    # 661 whole servers, 5,288 GPUs.
+    assert out["gpus"] == 5_288

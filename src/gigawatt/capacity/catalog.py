@@ -242,9 +242,11 @@ def _load_file(path: Path) -> tuple[dict[str, Gpu], dict[str, ModelArch]]:
 
 def _parse(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Gpu], dict[str, ModelArch]]:
     problems: list[Problem] = []
+    # One user catalog may hold GPUs, models and sites; sites are read by `sites.py`.
+    tables = ["gpus", "models", "sites"]
     for key in raw:
-        if key not in ("gpus", "models"):
-            problems.append(Problem(key, f"unknown table{did_you_mean(key, ['gpus', 'models'])}"))
+        if key not in tables:
+            problems.append(Problem(key, f"unknown table{did_you_mean(key, tables)}"))
     gpus: dict[str, Gpu] = {}
     models: dict[str, ModelArch] = {}
     for name, table in _tables(raw, "gpus", problems):
