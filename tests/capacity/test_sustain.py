@@ -135,3 +135,13 @@ def test_largest_scale_of_a_capped_plan() -> None:
         ).worst
 
     assert largest_scale(load_at, 0.8) == pytest.approx(1.6, rel=2e-3)
+
+
+def test_api_traffic_grows_with_its_limits_and_window_plans_do_not() -> None:
+    # 1 request/s on a 4 request/s fleet; doubling the API limits doubles API traffic (nobody
+    # reaches rpm = 2 at 1/30 a minute, so it is all served), not the window plan's.
+    both = (demand("api"), demand("open"))
+    base = weekly_load(POLICY, both, constant_capacity(4.0))
+    grown = weekly_load(POLICY, both, constant_capacity(4.0), Scenario(api_scale=2.0))
+    assert base.peak_utilisation["m"] == pytest.approx(0.5)
+    assert grown.peak_utilisation["m"] == pytest.approx(0.75)

@@ -226,9 +226,9 @@ def _scale_or_none(scale: float) -> float | None:
 def print_assessments(console: Console, before: Assessment, after: Assessment | None) -> None:
     columns = [before] if after is None else [before, after]
     fleet = Table(title="Fleet capacity at the demand's mean request", title_justify="left")
-    fleet.add_column("")
+    fleet.add_column("", no_wrap=True)
     for a in columns:
-        fleet.add_column(a.fleet, justify="right")
+        fleet.add_column(a.fleet, justify="right", no_wrap=True)
     fleet.add_row("GPUs", *(f"{a.gpus:,}" for a in columns))
     for model in before.capacity:
         fleet.add_row(f"[bold]{model}[/]", *("" for _ in columns))
@@ -248,31 +248,30 @@ def print_assessments(console: Console, before: Assessment, after: Assessment | 
         title=f"Limits under a peak-hour utilisation target of {before.target:.0%}",
         title_justify="left",
     )
-    limits.add_column("")
+    limits.add_column("", no_wrap=True)
     for a in columns:
-        limits.add_column(a.fleet, justify="right")
+        limits.add_column(a.fleet, justify="right", no_wrap=True)
     for model in before.peak_utilisation:
         limits.add_row(
             f"peak utilisation, {model}",
             *(_share(a.peak_utilisation[model], a.target) for a in columns),
         )
-    limits.add_row(
-        "largest multiplier on window limits", *(_scale(a.window_scale) for a in columns)
-    )
-    limits.add_row("5-hour limits can double", *(_yes(a.can_double_windows) for a in columns))
+    limits.add_row("5-hour limits: most x", *(_scale(a.session_scale) for a in columns))
+    limits.add_row("5-hour limits can double", *(_yes(a.can_double_sessions) for a in columns))
+    limits.add_row("all windows: most x", *(_scale(a.window_scale) for a in columns))
     for model in before.peak_utilisation_without_peak:
         limits.add_row(
-            f"peak utilisation without peak throttling, {model}",
+            f"peak utilisation, {model}, no peak hours",
             *(_share(a.peak_utilisation_without_peak[model], a.target) for a in columns),
         )
     limits.add_row("peak-hour throttling can go", *(_yes(a.can_drop_peak) for a in columns))
     limits.add_row(
-        "largest window multiplier without peak throttling",
+        "all windows, no peak hours: most x",
         *(_scale(a.window_scale_without_peak) for a in columns),
     )
     for model in before.api_scale:
         limits.add_row(
-            f"largest multiplier on API limits, {model}",
+            f"API limits, {model}: most x",
             *(_scale(a.api_scale[model]) for a in columns),
         )
     console.print(limits)
@@ -285,7 +284,7 @@ def _share(value: float, target: float) -> str:
 
 def _scale(scale: float) -> str:
     if scale >= UNBOUNDED_SCALE:
-        return "no limit binds"
+        return "unbounded"
     if scale == 0:
         return "[red]none suffices[/]"
     return f"x{scale:.2f}"

@@ -72,7 +72,9 @@ class Scenario:
 
     window_scale: float = 1.0  # every window limit multiplied by this
     session_scale: float = 1.0  # session windows (the 5-hour kind) multiplied by this as well
-    api_scale: float = 1.0  # every rate bucket multiplied by this
+    # Every rate bucket multiplied by this, and with them the traffic of API plans (plans with
+    # rate limits and no windows), taken to grow into limits raised for them.
+    api_scale: float = 1.0
     peak: bool = True  # False: as if no plan had peak hours
 
 
@@ -199,6 +201,7 @@ def weekly_load(
             if capacity <= 0:
                 raise ValueError(f"the fleet has no capacity for model {model.model!r}")
             rate_limits = rate_caps(plan, demand, model, scenario.api_scale)
+            growth = scenario.api_scale if plan.rate and not plan.windows else 1.0
             windows = plan.windows_for(model.model)
             for hour in range(HOURS_PER_WEEK):
                 day, hour_of_day = divmod(hour, 24)
@@ -209,6 +212,7 @@ def weekly_load(
                     * demand.weekly[day]
                     * demand.hourly[hour_of_day]
                     * model.share
+                    * growth
                     / 3600
                 )
                 if rps <= 0:

@@ -62,7 +62,9 @@ class Assessment:
     session_scale: float  # the same on session windows (5-hour limits) alone
     window_scale_without_peak: float  # the same with peak hours dropped
     peak_utilisation_without_peak: Mapping[str, float]
-    api_scale: Mapping[str, float]  # per model: the largest multiplier on its rate buckets
+    # Per model: the largest multiplier on its API rate limits, and on the API traffic that
+    # grows into them.
+    api_scale: Mapping[str, float]
 
     @property
     def can_double_windows(self) -> bool:
