@@ -158,6 +158,15 @@ def window_demand(policy: Policy, demand: PlanDemand, window: Window) -> float:
     return per_user * counted
 
 
+def is_api_plan(plan: Plan) -> bool:
+    """A plan limited by rate buckets only, with no usage windows: pay-per-token API access."""
+    has_rates = any(
+        r.rpm is not None or r.input_tpm is not None or r.output_tpm is not None
+        for r in plan.rate.values()
+    )
+    return has_rates and not plan.windows
+
+
 def rate_caps(plan: Plan, demand: PlanDemand, model: ModelDemand, scale: float) -> list[float]:
     """Intensity caps from the per-model buckets: each bucket's per-minute limit over a mean
     user's per-minute demand in the busiest hour."""
@@ -201,7 +210,7 @@ def weekly_load(
             if capacity <= 0:
                 raise ValueError(f"the fleet has no capacity for model {model.model!r}")
             rate_limits = rate_caps(plan, demand, model, scenario.api_scale)
-            growth = scenario.api_scale if plan.rate and not plan.windows else 1.0
+            growth = scenario.api_scale if is_api_plan(plan) else 1.0
             windows = plan.windows_for(model.model)
             for hour in range(HOURS_PER_WEEK):
                 day, hour_of_day = divmod(hour, 24)
