@@ -213,3 +213,43 @@ replicas = 2
         )
     )
     assert fleet.pools[0].replica.gpu.name == "big" and fleet.gpus == 2
+
+
+def test_a_latency_target_caps_the_batch(tmp_path: Path) -> None:
+    fleet = load_fleet(
+        write(tmp_path, TWO_POOLS.replace("replicas = 40", "replicas = 40\ntpot_ms = 50"))
+    )
+    small, large = fleet.pools
+    assert small.tpot_target_s is None and large.tpot_target_s == 0.05
+    free = large.replica
+    unbounded = small.throughput(1000, 1000)
+    assert unbounded.batch == unbounded.max_batch  # no target: the largest batch that fits
+    held = large.throughput(1000, 1000)
+    assert held.tpot_s <= 0.05
+    assert held.batch < held.max_batch
+    # The target costs throughput: the largest batch serves more tokens/s, more slowly.
+    from gigawatt.capacity.throughput import workload_throughput
+
+    at_max = workload_throughput(free, 1000, 1000)
+    assert at_max.output_tokens_per_s > held.output_tokens_per_s
+    assert at_max.tpot_s > 0.05
+    # New GPUs keep the pool's target.
+    grown = fleet.with_added_gpus("b200", 800)
+    assert {p.tpot_target_s for p in grown.pools if p.model == "large"} == {0.05}
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "true", '"50ms"'])
+def test_a_bad_latency_target_is_named(tmp_path: Path, bad: str) -> None:
+    path = write(tmp_path, TWO_POOLS.replace("replicas = 40", f"replicas = 40\ntpot_ms = {bad}"))
+    with pytest.raises(PolicyError) as info:
+        load_fleet(path)
+    assert any(p.path == "pools[1].tpot_ms" for p in info.value.problems)
+
+
+def test_removing_gpus_takes_whole_replicas_in_proportion(two: Fleet) -> None:
+    # 320 H200s in 40 replicas of 8; removing 100 takes ceil(100 / 8) = 13 replicas.
+    less = two.with_removed_gpus("h200", 100)
+    assert [p.replicas for p in less.pools] == [100, 27]
+    assert two.with_removed_gpus("h200", 320).pools == two.pools[:1]
+    with pytest.raises(PlanError, match="cannot lose 321"):
+        two.with_removed_gpus("h200", 321)

@@ -10,6 +10,9 @@
     precision = "fp8"               bf16 | fp8 | fp4, one the GPU has
     gpus_per_replica = 8            the tensor-parallel group
     gpus = 40_000                   a multiple of gpus_per_replica; or replicas = 5_000
+    tpot_ms = 50                    optional: serve within this time per output token (the
+                                    batch is the largest that meets it); default: the largest
+                                    batch whose KV cache fits
 
 Several pools may serve one model (say H100 and B200 replicas of it). Every problem in a file is
 reported at once, each with its key path (`pools[1].gpu`), as a `PolicyError`.
@@ -25,11 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from gigawatt.capacity.catalog import PRECISIONS, Gpu, did_you_mean, gpu_named, model_named
-from gigawatt.capacity.throughput import Replica, does_not_fit
+from gigawatt.capacity.throughput import Replica, Throughput, does_not_fit, workload_throughput
 from gigawatt.errors import PlanError, PolicyError, Problem
 
 _TOP_KEYS = {"name", "catalog", "pools"}
-_POOL_KEYS = {"model", "arch", "gpu", "precision", "gpus_per_replica", "gpus", "replicas"}
+_POOL_KEYS = {
+    "model",
+    "arch",
+    "gpu",
+    "precision",
+    "gpus_per_replica",
+    "gpus",
+    "replicas",
+    "tpot_ms",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +51,15 @@ class Pool:
     model: str
     replica: Replica
     replicas: int
+    tpot_target_s: float | None = None  # the time per output token the pool is run at
 
     @property
     def gpus(self) -> int:
         return self.replicas * self.replica.gpus
+
+    def throughput(self, input_tokens: int, output_tokens: int) -> Throughput:
+        """One replica's steady state on this workload, within the pool's latency target."""
+        return workload_throughput(self.replica, input_tokens, output_tokens, self.tpot_target_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +131,17 @@ class Fleet:
             if extra == 0:
                 continue
             match = next(
-                (i for i, p in enumerate(pools) if p.model == pool.model and p.replica == new), None
+                (
+                    i
+                    for i, p in enumerate(pools)
+                    if p.model == pool.model
+                    and p.replica == new
+                    and p.tpot_target_s == pool.tpot_target_s
+                ),
+                None,
             )
             if match is None:
-                pools.append(Pool(pool.model, new, extra))
+                pools.append(replace(pool, replica=new, replicas=extra))
             else:
                 pools[match] = replace(pools[match], replicas=pools[match].replicas + extra)
         return replace(self, pools=tuple(pools))
@@ -222,6 +246,16 @@ def _parse_pool(
         problems.append(Problem(f"{path}.gpus_per_replica", "required"))
     elif counts.get("gpus_per_replica") == 0:
         problems.append(Problem(f"{path}.gpus_per_replica", "must be at least 1"))
+    tpot_ms = table.get("tpot_ms")
+    if tpot_ms is not None and (
+        isinstance(tpot_ms, bool)
+        or not isinstance(tpot_ms, int | float)
+        or not math.isfinite(tpot_ms)
+        or tpot_ms <= 0
+    ):
+        problems.append(
+            Problem(f"{path}.tpot_ms", f"must be milliseconds above 0, not {tpot_ms!r}")
+        )
     if ("gpus" in table) == ("replicas" in table):
         problems.append(Problem(path, "give either gpus or replicas, not both or neither"))
     if len(problems) > before:
@@ -269,4 +303,5 @@ def _parse_pool(
             )
             return None
         replicas = gpus // per_replica
-    return Pool(model=text["model"], replica=replica, replicas=replicas)
+    tpot_target_s = None if tpot_ms is None else tpot_ms / 1e3
+    return Pool(text["model"], replica, replicas, tpot_target_s)

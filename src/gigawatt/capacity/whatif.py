@@ -26,7 +26,6 @@ from gigawatt.capacity.sustain import (
     weekly_load,
     window_demand,
 )
-from gigawatt.capacity.throughput import workload_throughput
 from gigawatt.errors import PlanError
 from gigawatt.policy.model import CreditWeights, Plan, Policy, Rate
 
@@ -131,7 +130,7 @@ def _capacity_function(fleet: Fleet) -> CapacityRps:
     def capacity_rps(model: str, input_tokens: float, output_tokens: float) -> float:
         inp, out = max(0, round(input_tokens)), max(1, round(output_tokens))
         tokens_per_s = sum(
-            pool.replicas * workload_throughput(pool.replica, inp, out).output_tokens_per_s
+            pool.replicas * pool.throughput(inp, out).output_tokens_per_s
             for pool in fleet.pools_for(model)
         )
         return tokens_per_s / out
@@ -162,7 +161,7 @@ def _model_capacity(
     tokens_per_s = 0.0
     prefill_gpu_s = decode_gpu_s = 0.0
     for pool in pools:
-        throughput = workload_throughput(pool.replica, inp, out)
+        throughput = pool.throughput(inp, out)
         tokens_per_s += pool.replicas * throughput.output_tokens_per_s
         # GPU-time per token, weighted by the pool's share of the model's GPUs.
         prefill_gpu_s += pool.gpus * pool.replica.prefill_s(inp) * pool.replica.gpus / max(inp, 1)
