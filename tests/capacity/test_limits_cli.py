@@ -134,6 +134,8 @@ def test_tables_by_default(small_fleet: Path, capsys: pytest.CaptureFixture[str]
     assert "5-hour limits can double" in out
     assert "peak-hour throttling can go" in out
     assert "small +site-300mw" in out
+    assert "Window limits per plan" in out
+    assert "weekly-large" in out
 
 
 @pytest.mark.parametrize(

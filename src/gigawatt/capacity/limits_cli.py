@@ -138,6 +138,7 @@ def run_limits(args: argparse.Namespace) -> int:
     else:
         console = Console(file=sys.stdout)
         print_assessments(console, before_assessment, after_assessment)
+        print_window_limits(console, policy, before_assessment, after_assessment)
         if emitted is not None:
             console.print(f"Wrote {args.emit_policy}:")
             for change in changes:
@@ -275,6 +276,39 @@ def print_assessments(console: Console, before: Assessment, after: Assessment | 
             *(_scale(a.api_scale[model]) for a in columns),
         )
     console.print(limits)
+
+
+def print_window_limits(
+    console: Console, policy: Policy, before: Assessment, after: Assessment | None
+) -> None:
+    columns = [before] if after is None else [before, after]
+    table = Table(
+        title="Window limits per plan, in credits: now, and the largest each fleet sustains "
+        "with every window scaled by one multiplier",
+        title_justify="left",
+    )
+    table.add_column("plan", no_wrap=True)
+    table.add_column("window", no_wrap=True)
+    table.add_column("now", justify="right", no_wrap=True)
+    for a in columns:
+        table.add_column(a.fleet, justify="right", no_wrap=True)
+    for plan in policy.plans.values():
+        for window in plan.windows:
+            table.add_row(
+                plan.name,
+                window.name,
+                f"{window.limit:,.0f}",
+                *(_limit(window.limit, a.window_scale) for a in columns),
+            )
+    console.print(table)
+
+
+def _limit(limit: float, scale: float) -> str:
+    if scale >= UNBOUNDED_SCALE:
+        return "unbounded"
+    if scale == 0:
+        return "[red]none[/]"
+    return f"{limit * scale:,.0f}"
 
 
 def _share(value: float, target: float) -> str:
