@@ -17,6 +17,7 @@ import numpy.typing as npt
 from gigawatt.errors import PolicyError, Problem
 from gigawatt.policy.model import Policy
 from gigawatt.sim.demand import Demand, Dist, Intensity, PlanDemand
+from gigawatt.sim.fleet_model import MeanRequest
 from gigawatt.sim.trace import Trace, read_trace
 
 F8 = npt.NDArray[np.float64]
@@ -305,3 +306,21 @@ def _trace_requests(
         t.copy(),
     )
     return part, [names[i] for i in used]
+
+
+def mean_requests(workload: Workload) -> dict[str, MeanRequest]:
+    """Each model's mean request in `workload` (prompt, uncached prompt, answer with thinking)."""
+    out = {}
+    for i, name in enumerate(workload.model_names):
+        rows = workload.model == i
+        if not rows.any():
+            continue
+        prompt = workload.context[rows].astype(np.float64)
+        out[name] = MeanRequest(
+            prompt_tokens=float(prompt.mean()),
+            prefill_tokens=float((prompt - workload.cached[rows]).mean()),
+            output_tokens=float(
+                (workload.answer[rows].astype(np.float64) + workload.thinking[rows]).mean()
+            ),
+        )
+    return out
