@@ -707,6 +707,7 @@ def serve(policy_path: str, port: int, keys_out: str, accounts: int, profile_out
         lifespan="on",
         log_level="warning",
         access_log=False,
+        server_header=False,  # as `gigawatt serve` runs
     )
     return 0
 

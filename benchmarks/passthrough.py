@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        server_header=False,  # as `gigawatt serve` runs
     )
     return 0
 

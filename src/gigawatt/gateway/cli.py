@@ -63,6 +63,9 @@ def serve(args: argparse.Namespace) -> int:
         "lifespan": "on",
         "log_level": "warning",
         "access_log": False,
+        # No `server: uvicorn` header: it names the software to every caller and costs a
+        # header check per response.
+        "server_header": False,
     }
     if args.workers == 1:
         uvicorn.run(gateway, **options)  # type: ignore[arg-type]
