@@ -705,7 +705,9 @@ class _Reader:
             return _MISSING
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        # A directory of the zone database ("Pacific") raises IsADirectoryError, an OSError,
+        # when the zones come from the tzdata package rather than the system's files.
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.add(
                 key_path(path, key),
                 f"unknown time zone {name!r}; use an IANA name such as 'America/Los_Angeles'",
