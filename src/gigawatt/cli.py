@@ -22,6 +22,7 @@ from gigawatt.errors import PolicyError
 from gigawatt.gateway.cli import add_serve
 from gigawatt.gateway.usage_cli import add_usage
 from gigawatt.keys.cli import add_keys
+from gigawatt.sim.cli import add_simulate
 from gigawatt.simbackend.cli import add_sim_backend
 
 EXIT_OK = 0
@@ -156,4 +157,5 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     add_usage,
     add_sim_backend,
     add_plan,
+    add_simulate,
 )

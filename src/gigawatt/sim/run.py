@@ -408,8 +408,6 @@ def _simulate(sim: Simulation) -> Outcome:
             s_queued.append([p.queued for p in active_pools])
             if now + sim.sample_s < end:
                 push(heap, (now + sim.sample_s, next_seq(), _SAMPLE, None, None))
-            if sim.progress is not None:
-                sim.progress((now - w.start) / (end - w.start))
 
     end = w.end
     if active_pools:
@@ -450,6 +448,8 @@ def _simulate(sim: Simulation) -> Outcome:
             req.session_end = session_end
             req.attempt = 0
             attempt(req, t)
+        if sim.progress is not None:
+            sim.progress(hi / n)
     while heap and heap[0][0] <= end:
         handle(pop(heap))
 
