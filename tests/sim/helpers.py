@@ -11,7 +11,7 @@ from gigawatt.sim.workload import Workload
 START = 1_780_272_000.0  # 2026-06-01 00:00 UTC, a Monday
 
 
-def policy(plan_toml: str = "", model: str = "m") -> Policy:
+def policy(plan_toml: str = "", model: str = "m", queue_timeout: str = "1000000s") -> Policy:
     """One model `model`, one plan `p` (no limits unless `plan_toml` adds some)."""
     return parse_policy(
         f"""
@@ -20,7 +20,7 @@ credits = {{ input = 1, output = 5 }}
 
 [plans.p]
 priority = 1
-queue_timeout = "1000000s"
+queue_timeout = "{queue_timeout}"
 {plan_toml}
 """
     )

@@ -42,7 +42,10 @@ def test_exponential_service_reproduces_the_erlang_c_mean_wait() -> None:
     t = START + np.cumsum(rng.exponential(1 / rate, n))
     work = workload(t, users=1000, end=t[-1] + 1000)
     sim = Simulation(
-        policy(), work, (exponential_pool("m", servers, service_s),), NO_RETRY,
+        policy(),
+        work,
+        (exponential_pool("m", servers, service_s),),
+        NO_RETRY,
         np.random.default_rng(8),
     )
     out = sim.run()

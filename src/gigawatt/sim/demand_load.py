@@ -155,7 +155,11 @@ class _DemandReader(_Reader):
             curve = self.curve(table, path, required_daily=True)
             if curve is not None:
                 self.curves[cname] = curve
-        self.sizes = dict(self.named_tables_raw(data, "sizes"))
+        for model, (path, table) in self.named_tables_raw(data, "sizes"):
+            if self.model_names and model not in self.model_names:
+                self.add(path, f"unknown model {model!r}{_hint(model, self.model_names)}")
+                continue
+            self.sizes[model] = (path, self.size_values(table, path))
         plans = {}
         for pname, path, table in self.named_tables(data, "plans"):
             plan = self.plan(pname, path, table)
@@ -289,19 +293,28 @@ class _DemandReader(_Reader):
             return _MISSING if alpha is _MISSING else Intensity("pareto", alpha=float(alpha))
         return _MISSING if kind is _MISSING else Intensity("none")
 
+    def size_values(self, table: dict[str, Any], path: str) -> dict[str, Any]:
+        """The keys a sizes table gives, each checked where it is written."""
+        self.keys(table, path, _SIZES)
+        out: dict[str, Any] = {}
+        for key in ("input", "output"):
+            if key in table:
+                out[key] = self.dist(table, path, key)
+        if "cached" in table:
+            out["cached"] = self.share(table, path, "cached", 0.0, allow_zero=True)
+        return out
+
     def size_table(self, model: str, override: Any, path: str) -> Any:
         """`[sizes.MODEL]` with the plan's `[plans.P.sizes.MODEL]` keys over it."""
         base_path, base = self.sizes.get(model, ("", {}))
         merged: dict[str, Any] = dict(base)
-        origin = dict.fromkeys(base, base_path)
         if override is not None:
-            opath, otable = override
-            merged.update(otable)
-            origin.update(dict.fromkeys(otable, opath))
+            merged.update(override[1])
         if not merged:
             self.add(
                 path,
-                f"no request sizes for model {model!r}: add a [sizes.{model}] table or [{path}]",
+                f"no request sizes for model {model!r}: add a [sizes.{model}] table or "
+                f"[{key_path(path, model)}]",
             )
             return _MISSING
         for key in ("input", "output"):
@@ -309,17 +322,10 @@ class _DemandReader(_Reader):
                 where = override[0] if override is not None else base_path
                 self.add(key_path(where, key), "missing (required)")
                 return _MISSING
-        # Report each value at the table it came from.
-        inp = self.dist({"input": merged["input"]}, origin["input"], "input")
-        out = self.dist({"output": merged["output"]}, origin["output"], "output")
-        cached = 0.0
-        if "cached" in merged:
-            cached = self.share(
-                {"cached": merged["cached"]}, origin["cached"], "cached", 0.0, allow_zero=True
-            )
-        if _MISSING in (inp, out, cached):
-            return _MISSING
-        return Sizes(inp, out, float(cached))
+        values = (merged["input"], merged["output"], merged.get("cached", 0.0))
+        if _MISSING in values:
+            return _MISSING  # reported where it was written
+        return Sizes(values[0], values[1], float(values[2]))
 
     def share(
         self, table: dict[str, Any], path: str, key: str, default: Any, *, allow_zero: bool
@@ -350,7 +356,10 @@ class _DemandReader(_Reader):
         mix = self.model_mix(table, path, allowed)
         max_tokens = self.integer(table, path, "max_tokens", None)
         thinking = self.thinking(table, path)
-        overrides = dict(self.named_tables_raw(table, "sizes", path))
+        overrides = {
+            model: (opath, self.size_values(otable, opath))
+            for model, (opath, otable) in self.named_tables_raw(table, "sizes", path)
+        }
         for model, (opath, _) in overrides.items():
             if mix is not _MISSING and model not in mix:
                 self.add(opath, f"model {model!r} is not in this plan's models mix")
