@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,13 @@ def add_simulate(subparsers: Subparsers) -> None:
         metavar="SITE",
         help="side by side: the fleet, and the fleet with a catalog site's GPUs added",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="scenarios run at once, each in its own process (default: one per scenario, up "
+        "to the CPUs); results do not depend on it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run_simulate)
 
@@ -89,16 +96,15 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"gigawatt: {exc}", file=sys.stderr)
         return EXIT_USAGE
     from gigawatt.sim.report import write_report
-    from gigawatt.sim.simulate import simulate
+    from gigawatt.sim.simulate import simulate_all
     from gigawatt.sim.workload import sample_fraction
 
     if args.scale is not None:
         fraction = args.scale
     else:
         fraction = sample_fraction(demand, args.sample_users or DEFAULT_SAMPLE_USERS)
+    workers = args.workers or min(len(setups), os.cpu_count() or 1)
     err = Console(file=sys.stderr)
-    summaries = []
-    rates = []
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -109,25 +115,21 @@ def run_simulate(args: argparse.Namespace) -> int:
             transient=True,
             disable=args.json or not err.is_terminal,
         ) as progress:
-            for setup in setups:
-                task = progress.add_task(f"simulating {setup.label}", total=1.0)
-                started = time.perf_counter()
-                summary, sent = simulate(
-                    setup,
-                    demand,
-                    days=args.days,
-                    seed=args.seed,
-                    fraction=fraction,
-                    progress=lambda done, task=task: progress.update(task, completed=done),
-                )
-                rates.append(sent / max(time.perf_counter() - started, 1e-9))
-                summaries.append(summary)
-    except PolicyError as exc:  # a trace file named by the demand
-        report_policy_error(exc)
-        return EXIT_USAGE
+            tasks = [progress.add_task(f"simulating {setup.label}", total=1.0) for setup in setups]
+            results = simulate_all(
+                setups,
+                demand,
+                days=args.days,
+                seed=args.seed,
+                fraction=fraction,
+                workers=workers,
+                progress=lambda i, done: progress.update(tasks[i], completed=done),
+            )
     except PlanError as exc:
         print(f"gigawatt: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    summaries = [r.summary for r in results]
+    rates = [r.sent / max(r.seconds, 1e-9) for r in results]
     note = (
         f"Demand {args.demand.name}, seed {args.seed}. Simulated: "
         f"{fraction:.3g} of each plan's users against the fleet scaled by the same share "
@@ -146,6 +148,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def _check_numbers(args: argparse.Namespace) -> str | None:
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be at least 1, not {args.workers}"
     if args.days < 1:
         return f"--days must be at least 1, not {args.days}"
     if args.sample_users is not None and args.sample_users < 1:
@@ -169,6 +173,10 @@ def _load(args: argparse.Namespace) -> tuple[list[Setup], Any]:
 
     policy = load_policy(args.policy)
     demand = load_demand(args.demand, policy)
+    if demand.trace is not None:
+        from gigawatt.sim.trace import read_trace
+
+        read_trace(demand.trace.path)  # its problems are reported before anything runs
     fleet: Fleet | None = load_fleet(args.fleet) if args.fleet is not None else None
     fleet_label = f" on {fleet.name}" if fleet is not None else ""
     setups = [Setup(f"{args.policy.stem}{fleet_label}", policy, fleet)]

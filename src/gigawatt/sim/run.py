@@ -25,6 +25,7 @@ Nothing here reads a clock: time is the workload's.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
@@ -160,7 +161,15 @@ class Simulation:
 
     def run(self) -> Outcome:
         """Run the whole workload; every attempt's fate, the pools' samples and the hits."""
-        return _simulate(self)
+        # The loop makes millions of short-lived objects and no reference cycles, so the cycle
+        # collector would only rescan the limiter's growing state: 6% of the time, for nothing.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return _simulate(self)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 # An attempt's small fields packed in one int64 of the log: plan, model, outcome, flags,
