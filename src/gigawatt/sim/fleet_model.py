@@ -192,12 +192,20 @@ class ModelPool:
         self.queue: list[tuple[int, int, Any]] = []  # (-priority, seq, request)
         self._heap = heap
         self._next = counter
-        self._free = [(0.0, r.index, 0) for r in self.replicas]  # (load, index, n when pushed)
+        # Least loaded: replicas of one size sit in `_levels[n]` (n in flight, an insertion-
+        # ordered dict as a set) with `_low` the lowest non-empty level; mixed sizes use a heap
+        # of (n / size, index, n when pushed) whose stale entries are skipped.
+        caps = {r.cap for r in self.replicas}
+        self._uniform = len(caps) == 1
+        self._levels: list[dict[ReplicaState, None]] = []
+        self._low = 0
+        if self._uniform:
+            self._levels = [{} for _ in range(self.replicas[0].cap + 1)]
+            self._levels[0] = dict.fromkeys(self.replicas)
+        self._free = [(0.0, r.index, 0) for r in self.replicas]
         heapq.heapify(self._free)
         self._rng = rng
         self._draws: list[float] = []
-        # A sample of a fleet often has one replica of a model: no choice to keep track of.
-        self._single = self.replicas[0] if len(self.replicas) == 1 else None
 
     @property
     def load(self) -> float:
@@ -206,8 +214,10 @@ class ModelPool:
 
     def least_loaded(self) -> ReplicaState | None:
         """The replica with a free slot and the fewest sequences for its size, or None."""
-        if self._single is not None:
-            return self._single if self._single.n < self._single.cap else None
+        if self._uniform:
+            levels = self._levels
+            low = self._low
+            return next(iter(levels[low])) if low < len(levels) - 1 else None
         free, replicas = self._free, self.replicas
         while free:
             _, index, n = free[0]
@@ -259,7 +269,16 @@ class ModelPool:
         jobs = r.jobs
         _heappush(jobs, (leaves, self._next(), request))
         self.inflight += 1
-        if n < r.cap and self._single is None:
+        if self._uniform:
+            levels = self._levels
+            del levels[n - 1][r]
+            levels[n][r] = None
+            if self._low == n - 1 and not levels[n - 1]:
+                low = n
+                while low < r.cap and not levels[low]:
+                    low += 1
+                self._low = low
+        elif n < r.cap:
             _heappush(self._free, (n * r.inv_cap, r.index, n))
         # The next departure: adding a sequence and a prefill only delays the ones already
         # scheduled, so an event already pending fires early and reschedules itself; a new
@@ -288,7 +307,8 @@ class ModelPool:
             done.append(_heappop(jobs)[2])
         gone = len(done)
         if gone:
-            n = r.n = r.n - gone
+            was = r.n
+            n = r.n = was - gone
             self.inflight -= gone
             if n:
                 for req in done:
@@ -304,7 +324,13 @@ class ModelPool:
             else:
                 r.sum_ctx = 0.0
                 r.v = 0.0  # an idle replica restarts its clock: keeps `v` small and exact
-            if n < r.cap and self._single is None:
+            if self._uniform:
+                levels = self._levels
+                del levels[was][r]
+                levels[n][r] = None
+                if n < self._low:
+                    self._low = n
+            elif n < r.cap:
                 _heappush(self._free, (n * r.inv_cap, r.index, n))
                 if len(self._free) > _COMPACT_FACTOR * len(self.replicas) + 64:
                     self._compact()

@@ -117,7 +117,6 @@ class Outcome:
     ttft: np.ndarray  # seconds from being sent to the first token
     flags: np.ndarray
     attempt: np.ndarray  # 0 first, 1... retries
-    input_tokens: np.ndarray  # the whole prompt
     output_tokens: np.ndarray  # produced
     limit_names: tuple[str, ...]
     session_hits: dict[str, np.ndarray]  # user, t, window_start, plan: session windows reached
@@ -222,7 +221,6 @@ def _simulate(sim: Simulation) -> Outcome:
     # The attempt log.
     log_t, log_end, log_user = array("d"), array("d"), array("i")
     log_code, log_wait, log_ttft, log_out = array("q"), array("f"), array("f"), array("i")
-    log_in = array("i")
     hit_user, hit_t, hit_start, hit_plan = array("i"), array("d"), array("d"), array("h")
     s_t: list[float] = []
     s_inflight: list[list[int]] = []
@@ -237,7 +235,6 @@ def _simulate(sim: Simulation) -> Outcome:
         log_wait.append(wait)
         log_ttft.append(ttft)
         log_out.append(out)
-        log_in.append(req.context)
 
     def refuse(req: Request, now: float, name: str | None, retry_after: float | None) -> None:
         code = limit_codes.get(name)
@@ -351,7 +348,13 @@ def _simulate(sim: Simulation) -> Outcome:
             )
             return
         if pool.inflight < pool.capacity and not pool.queued:
-            begin(pool, req, now)
+            req.state = _RUNNING
+            req.context_mean = context_mean = req.context + output * 0.5
+            ttft = pool.start(
+                req, pool.least_loaded(), now, req.context - req.cached, context_mean, output
+            )
+            req.wait = wait = now - req.t
+            req.ttft = wait + ttft
             return
         timeout = queue_timeout[p]
         if timeout <= 0:
@@ -384,7 +387,6 @@ def _simulate(sim: Simulation) -> Outcome:
             log_wait.append(req.wait)
             log_ttft.append(req.ttft)
             log_out.append(output)
-            log_in.append(context)
         queue = pool.queue
         while queue and pool.inflight < pool.capacity:
             req = pop(queue)[2]
@@ -501,7 +503,6 @@ def _simulate(sim: Simulation) -> Outcome:
         ttft=np.frombuffer(log_ttft, dtype=np.float32),
         flags=((code >> _FLAGS_SHIFT) & 0xF).astype(np.int8),
         attempt=((code >> _ATTEMPT_SHIFT) & 0x3F).astype(np.int8),
-        input_tokens=np.frombuffer(log_in, dtype=np.int32),
         output_tokens=np.frombuffer(log_out, dtype=np.int32),
         limit_names=tuple(names),
         session_hits={
