@@ -61,7 +61,7 @@ DEGRADED = FALLBACK | CAPPED | THINKING_CAPPED
 _QUEUED, _RUNNING, _DONE = 1, 2, 3
 
 # Requests drawn per slice of the workload turned into Python lists at a time.
-_CHUNK = 65_536
+_CHUNK = 16_384
 
 
 class Request:
