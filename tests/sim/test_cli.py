@@ -186,3 +186,21 @@ def test_compare_and_compare_fleet_are_exclusive(
         )
     assert info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_compare_site_adds_the_sites_gpus(
+    demand: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = simulate(
+        "--demand", str(demand), "--fleet", str(FLEET), "--sample-users", "200",
+        "--report", str(tmp_path / "r"), "--compare-site", "site-300mw", "--json",
+    )  # fmt: skip
+    assert code == 0
+    before, after = json.loads(capsys.readouterr().out)["scenarios"]
+    assert after["scenario"]["label"] == "policy on today + site-300mw"
+    # About 220,000 H200s join a fleet of a few thousand GPUs.
+    assert after["scenario"]["fleet_gpus"] > before["scenario"]["fleet_gpus"] + 200_000
+    replicas = {p["model"]: p["replicas"] for p in before["fleet"]}
+    grown = {p["model"]: p["replicas"] for p in after["fleet"]}
+    assert all(grown[m] >= replicas[m] for m in replicas)
+    assert sum(grown.values()) > sum(replicas.values())
