@@ -78,7 +78,6 @@ class Request:
         "model0",
         "output",
         "plan",
-        "queued_at",
         "reservation",
         "session_end",
         "state",
