@@ -12,7 +12,7 @@ from gigawatt.limits.specs import LimitBook, RequestLimits
 from gigawatt.limits.storage.base import AdmitRequest, Store
 from gigawatt.limits.types import (
     AdmitResult,
-    BucketKind,
+    BucketCharge,
     BucketSpec,
     Decision,
     LimitStatus,
@@ -82,7 +82,7 @@ class Limiter:
         deadline = now + self.reservation_ttl_s
         request = AdmitRequest(
             limits.buckets,
-            tuple(_cost(spec.kind, estimate) for spec in limits.buckets),
+            _costs(limits.buckets, estimate),
             limits.windows,
             credits,
             rid,
@@ -109,7 +109,7 @@ class Limiter:
         plan = self.plan(reservation.plan)
         limits = self._book.limits(plan, reservation.model, now)
         credits = credits_of(self.policy.models[reservation.model].credits, actual)
-        tokens = tuple(_cost(charge.kind, actual) for charge in reservation.buckets)
+        tokens = _costs(reservation.buckets, actual)
         return tokens, credits, limits.windows_by_key, now
 
     def release(self, reservation: Reservation, now: float) -> bool:
@@ -174,9 +174,14 @@ class _Admission(NamedTuple):
         return Decision(True, reservation, statuses)
 
 
-def _cost(kind: BucketKind, usage: Usage) -> int:
-    if kind == "rpm":
-        return 1
-    if kind == "input_tpm":
-        return usage.input_tokens + usage.cache_write_tokens  # cache reads do not count
-    return usage.output_tokens
+def _costs(
+    buckets: tuple[BucketSpec, ...] | tuple[BucketCharge, ...], usage: Usage
+) -> tuple[int, ...]:
+    """What a request costs in each bucket (a list comprehension: this runs twice a request)."""
+    if not buckets:
+        return ()
+    rate_input = usage.input_tokens + usage.cache_write_tokens  # cache reads do not count
+    output = usage.output_tokens
+    return tuple(
+        [1 if b.kind == "rpm" else rate_input if b.kind == "input_tpm" else output for b in buckets]
+    )

@@ -18,6 +18,20 @@ class Usage:
     cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
+        i, o = self.input_tokens, self.output_tokens
+        r, w = self.cache_read_tokens, self.cache_write_tokens
+        # One Usage is made per request and per answer: the common case is checked in one go.
+        if (
+            type(i) is int
+            and type(o) is int
+            and type(r) is int
+            and type(w) is int
+            and i >= 0
+            and o >= 0
+            and r >= 0
+            and w >= 0
+        ):
+            return
         for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
             value = getattr(self, name)
             # bool is an int subclass; True tokens is a caller bug, not 1 token.
