@@ -46,6 +46,7 @@ from gigawatt.keys import KeyRecord, KeyStore
 from gigawatt.limits import Decision, Limiter, Reservation, Usage, open_store
 from gigawatt.limits.describe import limit_label, refusal_message
 from gigawatt.policy.model import Plan, Policy, Upstream
+from gigawatt.policy.overload import OVERLOAD_RETRY_AFTER_S, degrade
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,7 +57,6 @@ log = logging.getLogger("gigawatt.gateway")
 
 # When an OpenAI client names no max_tokens and the upstream speaks Anthropic (which needs one).
 DEFAULT_MAX_TOKENS = 8192
-OVERLOAD_RETRY_AFTER_S = 2
 
 
 class ClientGone(Exception):
@@ -288,34 +288,28 @@ class Gateway:
         upstream = self.routes.get(request.model)
         if upstream is None:
             raise GatewayError("not_found", f"no upstream serves {request.model!r}", "model")
-        degraded: list[str] = []
         rule = plan.degrade
-        if rule is not None and self.pools[upstream.name].load >= rule.above_load:
-            # Degradation is announced in the gigawatt-degraded header, never applied silently.
-            if rule.fallback_model and rule.fallback_model != request.model:
-                body = dict(request.body, model=rule.fallback_model)
-                request = LLMRequest(
-                    request.dialect, rule.fallback_model, request.stream, request.max_tokens, body
-                )
-                upstream = self.routes[rule.fallback_model]
-                degraded.append(f"model={rule.fallback_model}")
-            if rule.max_tokens is not None and (
-                request.max_tokens is None or request.max_tokens > rule.max_tokens
-            ):
-                request = with_max_tokens(request, rule.max_tokens)
-                degraded.append(f"max_tokens={rule.max_tokens}")
-            thinking = request.body.get("thinking")
-            if (
-                rule.thinking_budget is not None
-                and isinstance(thinking, dict)
-                and isinstance(thinking.get("budget_tokens"), int)
-                and thinking["budget_tokens"] > rule.thinking_budget
-            ):
-                capped = dict(thinking, budget_tokens=rule.thinking_budget)
-                request.body = dict(request.body, thinking=capped)
-                request.raw = None
-                degraded.append(f"thinking_budget={rule.thinking_budget}")
-        return upstream, request, degraded
+        if rule is None or self.pools[upstream.name].load < rule.above_load:
+            return upstream, request, []
+        # Degradation is announced in the gigawatt-degraded header, never applied silently.
+        thinking = request.body.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if not isinstance(budget, int):
+            budget = None
+        change = degrade(rule, request.model, request.max_tokens, budget)
+        if change.model != request.model:
+            body = dict(request.body, model=change.model)
+            request = LLMRequest(
+                request.dialect, change.model, request.stream, request.max_tokens, body
+            )
+            upstream = self.routes[change.model]
+        if change.max_tokens is not None and change.max_tokens != request.max_tokens:
+            request = with_max_tokens(request, change.max_tokens)
+        if budget is not None and change.thinking_budget != budget:
+            capped = dict(thinking, budget_tokens=change.thinking_budget)
+            request.body = dict(request.body, thinking=capped)
+            request.raw = None
+        return upstream, request, list(change.notes)
 
     async def _admit(
         self, record: KeyRecord, plan: Plan, request: LLMRequest, now: float

@@ -2,8 +2,9 @@
 
 Every request goes the way the gateway takes it (gateway/app.py):
 
-1. Degradation: when the plan has a `degrade` rule and its model's pool is at `above_load` or
-   more (in flight plus queued over batch slots), the request moves to the fallback model,
+1. Degradation (`policy/overload.degrade`, the gateway's own rule): when the plan has a
+   `degrade` rule and its model's pool is at `above_load` or more (in flight plus queued over
+   batch slots), the request moves to the fallback model,
    `max_tokens` is capped (a request that names none, or a larger one, is capped) and a request
    that thinks has its thinking capped; the answer is cut where it is longer than the cap.
 2. Admission: `Limiter.admit` on the memory store reserves the prompt plus
@@ -38,12 +39,11 @@ import numpy as np
 
 from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.policy.model import Policy
+from gigawatt.policy.overload import OVERLOAD_RETRY_AFTER_S, degrade
 from gigawatt.sim.demand import Retry
 from gigawatt.sim.fleet_model import DONE, ModelPool, PoolPlan
 from gigawatt.sim.workload import Workload
 
-# The gateway's retry-after for a request that waited its whole queue timeout (gateway/app.py).
-OVERLOAD_RETRY_AFTER_S = 2
 OVERLOADED = "overloaded"
 
 # Event kinds, after the fleet's DONE.
@@ -205,14 +205,7 @@ def _simulate(sim: Simulation) -> Outcome:
         for spec in plan.windows
         if spec.kind == "session"
     }
-    degrade: list[tuple[float, int | None, int | None, int | None] | None] = []
-    for plan in plans:
-        rule = plan.degrade
-        if rule is None:
-            degrade.append(None)
-        else:
-            fallback = model_index.get(rule.fallback_model) if rule.fallback_model else None
-            degrade.append((rule.above_load, fallback, rule.max_tokens, rule.thinking_budget))
+    rules = [plan.degrade for plan in plans]
     estimate_cap = [plan.output_estimate for plan in plans]
     queue_timeout = [plan.queue_timeout_s for plan in plans]
     priority = [-plan.priority for plan in plans]
@@ -295,22 +288,24 @@ def _simulate(sim: Simulation) -> Outcome:
         thinking = req.thinking
         max_tokens = plan_max_tokens[p]
         flags = 0
-        rule = degrade[p]
+        rule = rules[p]
         if (
             rule is not None
             and pool is not None
-            and (pool.inflight + pool.queued >= rule[0] * pool.capacity)
+            and (pool.inflight + pool.queued >= rule.above_load * pool.capacity)
         ):
-            _, fallback, cap, budget = rule
-            if fallback is not None and fallback != model:
+            # The gateway's own rule (policy/overload.py), on the simulated request.
+            change = degrade(rule, model_names[model], max_tokens, thinking or None)
+            fallback = model_index[change.model]
+            if fallback != model:
                 model = fallback
                 pool = pools[model]
                 flags = FALLBACK
-            if cap is not None and (max_tokens is None or max_tokens > cap):
-                max_tokens = cap
+            if change.max_tokens != max_tokens:
+                max_tokens = change.max_tokens
                 flags |= CAPPED
-            if budget is not None and thinking > budget:
-                thinking = budget
+            if thinking and change.thinking_budget != thinking:
+                thinking = change.thinking_budget or 0
                 flags |= THINKING_CAPPED
         output = req.answer + thinking
         if max_tokens is not None and output > max_tokens:
