@@ -138,7 +138,7 @@ _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 
 # Marks a key that is absent (or present but invalid, already reported) so callers can skip
 # checks that depend on it instead of reporting the same mistake twice.
-_MISSING: Any = object()
+MISSING: Any = object()
 
 
 def load_policy(path: str | PathLike[str]) -> Policy:
@@ -162,7 +162,7 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
     except tomllib.TOMLDecodeError as exc:
         # The message carries "(at line L, column C)".
         raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
-    reader = _Reader()
+    reader = PolicyReader()
     policy = reader.policy(data, source)
     if reader.problems or policy is None:
         raise PolicyError(source, reader.problems)
@@ -181,8 +181,11 @@ def key_path(parent: str, key: str) -> str:
     return f"{parent}.{part}" if parent else part
 
 
-class _Reader:
-    """Walks the parsed TOML, building objects and collecting problems as it goes."""
+class PolicyReader:
+    """Walks the parsed TOML, building objects and collecting problems as it goes.
+
+    Other TOML files of gigawatt (the simulator's demand file) subclass it for the same typed
+    checks and key-path problems; `MISSING` marks a value that could not be read."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
@@ -218,7 +221,7 @@ class _Reader:
         self.keys(table, path, _GATEWAY_KEYS)
         host, port = "127.0.0.1", 8080
         listen = self.string(table, path, "listen", "127.0.0.1:8080")
-        if listen is not _MISSING:
+        if listen is not MISSING:
             parsed = _parse_listen(listen)
             if parsed is None:
                 self.add(
@@ -228,7 +231,7 @@ class _Reader:
             else:
                 host, port = parsed
         state = self.string(table, path, "state", "memory://")
-        if state is not _MISSING:
+        if state is not MISSING:
             scheme, sep, _ = state.partition("://")
             if not sep or scheme not in _STATE_SCHEMES:
                 self.add(
@@ -237,7 +240,7 @@ class _Reader:
                     f"redis+cluster://, got {state!r}",
                 )
         timezone = self.zone(table, path, "timezone", "UTC")
-        if timezone is not _MISSING:
+        if timezone is not MISSING:
             self.timezone = timezone
         on_state_error = self.choice(table, path, "on_state_error", ("open", "closed"), "closed")
         return Gateway(
@@ -274,15 +277,15 @@ class _Reader:
     def credits(self, table: Table, path: str) -> CreditWeights | None:
         self.keys(table, path, ("credits",))
         credits = self.table(table, path, "credits", required=True)
-        if credits is _MISSING:
+        if credits is MISSING:
             return None
         cpath = key_path(path, "credits")
         self.keys(credits, cpath, _CREDIT_KEYS)
-        inp = self.number(credits, cpath, "input", _MISSING, minimum=0, exclusive=True)
-        outp = self.number(credits, cpath, "output", _MISSING, minimum=0, exclusive=True)
+        inp = self.number(credits, cpath, "input", MISSING, minimum=0, exclusive=True)
+        outp = self.number(credits, cpath, "output", MISSING, minimum=0, exclusive=True)
         cache_read = self.number(credits, cpath, "cache_read", None, minimum=0)
         cache_write = self.number(credits, cpath, "cache_write", None, minimum=0)
-        if _MISSING in (inp, outp, cache_read, cache_write):
+        if MISSING in (inp, outp, cache_read, cache_write):
             return None
         return CreditWeights(
             input=float(inp),
@@ -298,27 +301,27 @@ class _Reader:
         seen: set[str] = set()
         for path, table in self.table_array(data, "", "upstreams"):
             self.keys(table, path, _UPSTREAM_KEYS)
-            name = self.string(table, path, "name", _MISSING)
-            if name is not _MISSING and not name.strip():
+            name = self.string(table, path, "name", MISSING)
+            if name is not MISSING and not name.strip():
                 self.add(key_path(path, "name"), "a name cannot be empty")
-                name = _MISSING
-            if name is not _MISSING:
+                name = MISSING
+            if name is not MISSING:
                 if name in seen:
                     self.add(key_path(path, "name"), f"duplicate upstream name {name!r}")
                 seen.add(name)
-            protocol = self.choice(table, path, "protocol", _PROTOCOLS, _MISSING)
+            protocol = self.choice(table, path, "protocol", _PROTOCOLS, MISSING)
             url = self.string(table, path, "url", None)
-            if url is None and protocol not in ("sim", _MISSING):
+            if url is None and protocol not in ("sim", MISSING):
                 self.add(key_path(path, "url"), f"missing: a {protocol} upstream needs a url")
-            elif url not in (None, _MISSING) and not url.startswith(("http://", "https://")):
+            elif url not in (None, MISSING) and not url.startswith(("http://", "https://")):
                 self.add(key_path(path, "url"), f"expected an http:// or https:// URL, got {url!r}")
-            models = self.model_list(table, path, "models", _MISSING, self.model_names)
+            models = self.model_list(table, path, "models", MISSING, self.model_names)
             max_inflight = self.integer(table, path, "max_inflight", 64)
             timeout_s = self.seconds(table, path, "timeout", "600s")
             forward_priority = self.boolean(table, path, "forward_priority", False)
             api_key_env = self.string(table, path, "api_key_env", None)
             values = (name, protocol, url, models, max_inflight, timeout_s, forward_priority)
-            if _MISSING in values or api_key_env is _MISSING:
+            if MISSING in values or api_key_env is MISSING:
                 continue
             out.append(
                 Upstream(
@@ -354,7 +357,7 @@ class _Reader:
         priority = self.integer(table, path, "priority", 0, minimum=None)
         models = self.model_list(table, path, "models", self.model_names, self.model_names)
         # Later checks need the plan's models even when some were misspelt (already reported).
-        allowed = models if models is not _MISSING else self.valid_models(table, path)
+        allowed = models if models is not MISSING else self.valid_models(table, path)
         rate = self.rates(table, path, allowed)
         windows = self.windows(table, path, allowed)
         peak = self.peak(table, path)
@@ -362,7 +365,7 @@ class _Reader:
         queue_timeout_s = self.seconds(table, path, "queue_timeout", "30s", positive=False)
         output_estimate = self.integer(table, path, "output_estimate", 1024)
         values = (priority, models, rate, windows, peak, degrade, queue_timeout_s, output_estimate)
-        if _MISSING in values:
+        if MISSING in values:
             return None
         return Plan(
             name=name,
@@ -398,7 +401,7 @@ class _Reader:
         rpath = key_path(path, key)
         self.keys(rate, rpath, _RATE_KEYS)
         fields = {k: self.integer(rate, rpath, k, None) for k in _RATE_KEYS}
-        return {k: v for k, v in fields.items() if v not in (None, _MISSING)}
+        return {k: v for k, v in fields.items() if v not in (None, MISSING)}
 
     def windows(self, table: Table, path: str, allowed: tuple[str, ...]) -> tuple[Window, ...]:
         windows: list[tuple[str, Window]] = []
@@ -415,36 +418,36 @@ class _Reader:
             names.add(window.name)
             windows.append((wpath, window))
         self.check_under_weekly(windows)
-        return tuple(w for _, w in windows) if ok else _MISSING
+        return tuple(w for _, w in windows) if ok else MISSING
 
     def window(self, path: str, table: Table, allowed: tuple[str, ...]) -> Window | None:
         self.keys(table, path, _WINDOW_KEYS)
-        kind = self.choice(table, path, "kind", _WINDOW_KINDS, _MISSING)
-        length_s: int = _MISSING
+        kind = self.choice(table, path, "kind", _WINDOW_KINDS, MISSING)
+        length_s: int = MISSING
         if kind == "weekly":
             length_s = SECONDS_PER_WEEK
             given = self.duration(table, path, "length", None)
-            if given not in (None, _MISSING) and given != SECONDS_PER_WEEK:
+            if given not in (None, MISSING) and given != SECONDS_PER_WEEK:
                 self.add(
                     key_path(path, "length"),
                     f"a weekly window is always 7d; got {format_duration(given)} "
                     f'(use kind = "rolling" for another length)',
                 )
-        elif kind is not _MISSING:
-            length_s = self.duration(table, path, "length", _MISSING)
-        limit = self.number(table, path, "limit", _MISSING, minimum=0, exclusive=True)
+        elif kind is not MISSING:
+            length_s = self.duration(table, path, "length", MISSING)
+        limit = self.number(table, path, "limit", MISSING, minimum=0, exclusive=True)
         models = self.model_list(table, path, "models", (), allowed, allow_empty=False)
         anchor = None
         if "anchor" in table:
             if kind == "weekly":
                 anchor = self.anchor(table, path)
-            elif kind is not _MISSING:
+            elif kind is not MISSING:
                 self.add(key_path(path, "anchor"), "only weekly windows take an anchor")
         name = self.string(table, path, "name", None)
         if isinstance(name, str) and (bad := _bad_name(name)) is not None:
             self.add(key_path(path, "name"), bad)
-            name = _MISSING
-        if _MISSING in (kind, length_s, limit, models, anchor, name):
+            name = MISSING
+        if MISSING in (kind, length_s, limit, models, anchor, name):
             return None
         if name is None:
             name = kind if kind == "weekly" else f"{kind}-{format_duration(length_s)}"
@@ -467,9 +470,9 @@ class _Reader:
                     break
 
     def anchor(self, table: Table, path: str) -> WeeklyAnchor:
-        text = self.string(table, path, "anchor", _MISSING)
-        if text is _MISSING:
-            return _MISSING
+        text = self.string(table, path, "anchor", MISSING)
+        if text is MISSING:
+            return MISSING
         day, _, clock = text.strip().partition(" ")
         weekday = _weekday(day)
         seconds = _clock_seconds(clock.strip())
@@ -478,41 +481,41 @@ class _Reader:
                 key_path(path, "anchor"),
                 f"expected a weekday and a time such as 'Mon 00:00', got {text!r}",
             )
-            return _MISSING
+            return MISSING
         return WeeklyAnchor(weekday, seconds)
 
     def peak(self, table: Table, path: str) -> Peak | None:
         if "peak" not in table:
             return None
         peak = self.table(table, path, "peak", required=True)
-        if peak is _MISSING:
-            return _MISSING
+        if peak is MISSING:
+            return MISSING
         ppath = key_path(path, "peak")
         self.keys(peak, ppath, _PEAK_KEYS)
-        hours = self.string(peak, ppath, "hours", _MISSING)
-        span = _MISSING
-        if hours is not _MISSING:
+        hours = self.string(peak, ppath, "hours", MISSING)
+        span = MISSING
+        if hours is not MISSING:
             span = _parse_hours(hours)
             if span is None:
                 self.add(
                     key_path(ppath, "hours"),
                     f"expected a local time span such as '05:00-11:00', got {hours!r}",
                 )
-                span = _MISSING
+                span = MISSING
         days_text = self.string(peak, ppath, "days", "daily")
-        days = _MISSING
-        if days_text is not _MISSING:
+        days = MISSING
+        if days_text is not MISSING:
             days = _parse_days(days_text)
             if days is None:
                 self.add(
                     key_path(ppath, "days"),
                     f"expected days such as 'Mon-Fri', 'Mon,Wed,Fri' or 'daily', got {days_text!r}",
                 )
-                days = _MISSING
+                days = MISSING
         zone = self.zone(peak, ppath, "timezone", self.timezone)
-        factor = self.number(peak, ppath, "factor", _MISSING, minimum=0, exclusive=True)
-        if _MISSING in (span, days, zone, factor):
-            return _MISSING
+        factor = self.number(peak, ppath, "factor", MISSING, minimum=0, exclusive=True)
+        if MISSING in (span, days, zone, factor):
+            return MISSING
         start_s, end_s = span
         return Peak(start_s, end_s, days, zone, float(factor))
 
@@ -520,32 +523,32 @@ class _Reader:
         if "degrade" not in table:
             return None
         degrade = self.table(table, path, "degrade", required=True)
-        if degrade is _MISSING:
-            return _MISSING
+        if degrade is MISSING:
+            return MISSING
         dpath = key_path(path, "degrade")
         self.keys(degrade, dpath, _DEGRADE_KEYS)
-        above = self.number(degrade, dpath, "above_load", _MISSING, minimum=0, exclusive=True)
-        if above is not _MISSING and above > 1:
+        above = self.number(degrade, dpath, "above_load", MISSING, minimum=0, exclusive=True)
+        if above is not MISSING and above > 1:
             self.add(
                 key_path(dpath, "above_load"),
                 f"expected a share of capacity in (0, 1], got {above}",
             )
-            above = _MISSING
+            above = MISSING
         max_tokens = self.integer(degrade, dpath, "max_tokens", None)
         thinking = self.integer(degrade, dpath, "thinking_budget", None, minimum=0)
         fallback = self.string(degrade, dpath, "fallback_model", None)
-        if fallback not in (None, _MISSING) and not self.known_model(
+        if fallback not in (None, MISSING) and not self.known_model(
             fallback, key_path(dpath, "fallback_model"), allowed
         ):
-            fallback = _MISSING
+            fallback = MISSING
         if (max_tokens, thinking, fallback) == (None, None, None):
             self.add(
                 dpath,
                 "degrade gives nothing up; set max_tokens, thinking_budget or fallback_model",
             )
-            return _MISSING
-        if _MISSING in (above, max_tokens, thinking, fallback):
-            return _MISSING
+            return MISSING
+        if MISSING in (above, max_tokens, thinking, fallback):
+            return MISSING
         return Degrade(above, max_tokens, thinking, fallback)
 
     # -- shared pieces ----------------------------------------------------------------------
@@ -570,7 +573,7 @@ class _Reader:
             if not name.strip():
                 self.add(path, "a name cannot be empty")
             elif not isinstance(value, dict):
-                self.add(path, f"expected a table, got {_describe(value)}")
+                self.add(path, f"expected a table, got {describe_value(value)}")
             else:
                 out.append((name, path, value))
         return out
@@ -579,33 +582,33 @@ class _Reader:
         if key not in table:
             if required:
                 self.add(key_path(path, key), "missing (required)")
-                return _MISSING
+                return MISSING
             return {}
         value = table[key]
         if not isinstance(value, dict):
-            self.add(key_path(path, key), f"expected a table, got {_describe(value)}")
-            return _MISSING if required else {}
+            self.add(key_path(path, key), f"expected a table, got {describe_value(value)}")
+            return MISSING if required else {}
         return value
 
     def table_array(self, table: Table, path: str, key: str) -> list[tuple[str, Table]]:
         value = table.get(key, [])
         apath = key_path(path, key)
         if not isinstance(value, list):
-            self.add(apath, f"expected an array of tables, got {_describe(value)}")
+            self.add(apath, f"expected an array of tables, got {describe_value(value)}")
             return []
         out = []
         for i, item in enumerate(value):
             if isinstance(item, dict):
                 out.append((f"{apath}[{i}]", item))
             else:
-                self.add(f"{apath}[{i}]", f"expected a table, got {_describe(item)}")
+                self.add(f"{apath}[{i}]", f"expected a table, got {describe_value(item)}")
         return out
 
     def value(self, table: Table, path: str, key: str, default: Any) -> Any:
-        """The raw value, `default` if absent; reports a missing required key (default _MISSING)."""
+        """The raw value, `default` if absent; reports a missing required key (default MISSING)."""
         if key in table:
             return table[key]
-        if default is _MISSING:
+        if default is MISSING:
             self.add(key_path(path, key), "missing (required)")
         return default
 
@@ -620,8 +623,8 @@ class _Reader:
     ) -> Any:
         value = self.value(table, path, key, default)
         if key in table and not check(value):
-            self.add(key_path(path, key), f"expected {expected}, got {_describe(value)}")
-            return _MISSING
+            self.add(key_path(path, key), f"expected {expected}, got {describe_value(value)}")
+            return MISSING
         return value
 
     def string(self, table: Table, path: str, key: str, default: Any) -> Any:
@@ -634,10 +637,10 @@ class _Reader:
         self, table: Table, path: str, key: str, default: Any, *, minimum: int | None = 1
     ) -> Any:
         value = self.typed(table, path, key, default, "an integer", _is_int)
-        if key in table and value is not _MISSING and minimum is not None and value < minimum:
+        if key in table and value is not MISSING and minimum is not None and value < minimum:
             bound = "greater than 0" if minimum == 1 else f"at least {minimum}"
             self.add(key_path(path, key), f"must be {bound}, got {value}")
-            return _MISSING
+            return MISSING
         return value
 
     def number(
@@ -651,24 +654,24 @@ class _Reader:
         exclusive: bool = False,
     ) -> Any:
         value = self.typed(table, path, key, default, "a number", _is_number)
-        if key not in table or value is _MISSING:
+        if key not in table or value is MISSING:
             return value
         if value < minimum or (exclusive and value == minimum):
             bound = f"greater than {minimum:g}" if exclusive else f"at least {minimum:g}"
             self.add(key_path(path, key), f"must be {bound}, got {value}")
-            return _MISSING
+            return MISSING
         return value
 
     def choice(
         self, table: Table, path: str, key: str, choices: tuple[str, ...], default: Any
     ) -> Any:
         value = self.string(table, path, key, default)
-        if key in table and value is not _MISSING and value not in choices:
+        if key in table and value is not MISSING and value not in choices:
             options = ", ".join(repr(c) for c in choices)
             hint = difflib.get_close_matches(value, choices, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             self.add(key_path(path, key), f"expected one of {options}, got {value!r}{suggestion}")
-            return _MISSING
+            return MISSING
         return value
 
     def duration(self, table: Table, path: str, key: str, default: Any) -> Any:
@@ -685,24 +688,24 @@ class _Reader:
         self, table: Table, path: str, key: str, default: Any, parse: Callable[[str], T]
     ) -> T:
         text = self.value(table, path, key, default)
-        if text in (None, _MISSING):
+        if text in (None, MISSING):
             return text
         if not isinstance(text, str):
             self.add(
                 key_path(path, key),
-                f'expected a duration string such as "30s" or "5h", got {_describe(text)}',
+                f'expected a duration string such as "30s" or "5h", got {describe_value(text)}',
             )
-            return _MISSING
+            return MISSING
         try:
             return parse(text)
         except ValueError as exc:
             self.add(key_path(path, key), str(exc))
-            return _MISSING
+            return MISSING
 
     def zone(self, table: Table, path: str, key: str, default: str) -> Any:
         name = self.string(table, path, key, default)
-        if name is _MISSING:
-            return _MISSING
+        if name is MISSING:
+            return MISSING
         try:
             ZoneInfo(name)
         # A directory of the zone database ("Pacific") raises IsADirectoryError, an OSError,
@@ -712,7 +715,7 @@ class _Reader:
                 key_path(path, key),
                 f"unknown time zone {name!r}; use an IANA name such as 'America/Los_Angeles'",
             )
-            return _MISSING
+            return MISSING
         return name
 
     def model_list(
@@ -727,20 +730,20 @@ class _Reader:
     ) -> Any:
         value = self.value(table, path, key, default)
         if key not in table:
-            return default if default is _MISSING else tuple(default)
+            return default if default is MISSING else tuple(default)
         lpath = key_path(path, key)
         if not isinstance(value, list):
-            self.add(lpath, f"expected an array of model names, got {_describe(value)}")
-            return _MISSING
+            self.add(lpath, f"expected an array of model names, got {describe_value(value)}")
+            return MISSING
         if not value and not allow_empty:
             self.add(lpath, "expected at least one model name")
-            return _MISSING
+            return MISSING
         ok = True
         seen: set[str] = set()
         for i, item in enumerate(value):
             ipath = f"{lpath}[{i}]"
             if not isinstance(item, str):
-                self.add(ipath, f"expected a model name, got {_describe(item)}")
+                self.add(ipath, f"expected a model name, got {describe_value(item)}")
                 ok = False
             elif item in seen:
                 self.add(ipath, f"model {item!r} is listed twice")
@@ -749,7 +752,7 @@ class _Reader:
                 ok = False
             else:
                 seen.add(item)
-        return tuple(value) if ok else _MISSING
+        return tuple(value) if ok else MISSING
 
     def known_model(self, name: str, path: str, allowed: tuple[str, ...]) -> bool:
         if name in allowed:
@@ -783,7 +786,7 @@ def _covers(weekly: Window, window: Window) -> bool:
 
 def _or(value: T, fallback: T) -> T:
     """`value`, or a placeholder when it was invalid (the policy is discarded in that case)."""
-    return fallback if value is _MISSING else value
+    return fallback if value is MISSING else value
 
 
 def _is_int(value: Any) -> bool:
@@ -797,7 +800,8 @@ def _is_number(value: Any) -> bool:
     return _is_int(value)
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A TOML value as a problem names it: "integer 3", "string 'x'", "an array"."""
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, int):

@@ -53,7 +53,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gigawatt.errors import PolicyError, Problem
-from gigawatt.policy.load import _MISSING, _describe, _Reader, key_path
+from gigawatt.policy.load import MISSING, PolicyReader, describe_value, key_path
 from gigawatt.policy.model import Policy
 from gigawatt.sim.demand import (
     Demand,
@@ -128,7 +128,7 @@ def parse_demand(
     return demand
 
 
-class _DemandReader(_Reader):
+class _DemandReader(PolicyReader):
     """The policy loader's reader (typed values, durations, key paths, "did you mean") plus the
     demand file's own tables."""
 
@@ -148,8 +148,8 @@ class _DemandReader(_Reader):
         timezone = self.zone(data, "", "timezone", self.timezone)
         start = data.get("start", DEFAULT_START)
         if not isinstance(start, date) or hasattr(start, "hour"):
-            self.add("start", f"expected a date such as 2026-06-01, got {_describe(start)}")
-            start = _MISSING
+            self.add("start", f"expected a date such as 2026-06-01, got {describe_value(start)}")
+            start = MISSING
         retry = self.retry(self.table(data, "", "retry", required=False))
         for cname, path, table in self.named_tables(data, "curves"):
             curve = self.curve(table, path, required_daily=True)
@@ -170,7 +170,7 @@ class _DemandReader(_Reader):
             trace = self.trace(self.table(data, "", "trace", required=True))
         if not plans and trace is None and not self.problems:
             self.add("plans", "no demand: add at least one [plans.NAME] table or a [trace]")
-        if self.problems or _MISSING in (name, timezone, start, retry):
+        if self.problems or MISSING in (name, timezone, start, retry):
             return None
         return Demand(
             source=source,
@@ -191,7 +191,7 @@ class _DemandReader(_Reader):
         for name, value in tables.items():
             path = key_path(key_path(parent, key), name)
             if not isinstance(value, dict):
-                self.add(path, f"expected a table, got {_describe(value)}")
+                self.add(path, f"expected a table, got {describe_value(value)}")
             else:
                 out.append((name, (path, value)))
         return out
@@ -204,8 +204,8 @@ class _DemandReader(_Reader):
         probability = self.share(table, path, "probability", 0.7, allow_zero=True)
         max_wait = self.seconds(table, path, "max_wait", "6h")
         attempts = self.integer(table, path, "max_attempts", 3, minimum=0)
-        if _MISSING in (probability, max_wait, attempts):
-            return _MISSING
+        if MISSING in (probability, max_wait, attempts):
+            return MISSING
         return Retry(float(probability), float(max_wait), int(attempts))
 
     # -- curves ---------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class _DemandReader(_Reader):
     ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         daily = self.weights(table, path, "daily", 24, required=required_daily)
         weekly = self.weights(table, path, "weekly", 7, required=False)
-        if daily is _MISSING or weekly is _MISSING:
+        if daily is MISSING or weekly is MISSING:
             return None
         return daily, weekly or _FLAT_WEEK
 
@@ -225,61 +225,61 @@ class _DemandReader(_Reader):
         if key not in table:
             if required:
                 self.add(key_path(path, key), f"missing (required): {count} relative weights")
-                return _MISSING
+                return MISSING
             return None
         value = table[key]
         wpath = key_path(path, key)
         if not isinstance(value, list) or len(value) != count:
-            self.add(wpath, f"expected an array of {count} numbers, got {_describe(value)}")
-            return _MISSING
+            self.add(wpath, f"expected an array of {count} numbers, got {describe_value(value)}")
+            return MISSING
         out = []
         for i, item in enumerate(value):
             if not _is_number(item) or item < 0:
-                self.add(f"{wpath}[{i}]", f"expected a number >= 0, got {_describe(item)}")
-                return _MISSING
+                self.add(f"{wpath}[{i}]", f"expected a number >= 0, got {describe_value(item)}")
+                return MISSING
             out.append(float(item))
         if sum(out) <= 0:
             self.add(wpath, "the weights sum to 0; at least one must be positive")
-            return _MISSING
+            return MISSING
         return tuple(out)
 
     # -- distributions --------------------------------------------------------------------------
 
     def dist(self, table: dict[str, Any], path: str, key: str) -> Any:
-        value = table.get(key, _MISSING)
+        value = table.get(key, MISSING)
         dpath = key_path(path, key)
-        if value is _MISSING:
+        if value is MISSING:
             self.add(dpath, "missing (required)")
-            return _MISSING
+            return MISSING
         if _is_number(value):
             if value < 1:
                 self.add(dpath, f"must be at least 1 token, got {value}")
-                return _MISSING
+                return MISSING
             return Dist("fixed", float(value))
         if not isinstance(value, dict):
             self.add(
                 dpath,
                 f"expected a number or a table such as {{ mean = 800, sigma = 1.0 }}, "
-                f"got {_describe(value)}",
+                f"got {describe_value(value)}",
             )
-            return _MISSING
+            return MISSING
         self.keys(value, dpath, _DIST)
         kind = self.choice(value, dpath, "dist", _DISTS, "lognormal")
         mean_key = "value" if kind == "fixed" and "value" in value else "mean"
-        mean = self.number(value, dpath, mean_key, _MISSING, minimum=1)
+        mean = self.number(value, dpath, mean_key, MISSING, minimum=1)
         sigma = self.number(value, dpath, "sigma", 1.0, minimum=0)
         max_value = self.number(value, dpath, "max", math.inf, minimum=1)
-        if kind != "lognormal" and "sigma" in value and kind is not _MISSING:
+        if kind != "lognormal" and "sigma" in value and kind is not MISSING:
             self.add(key_path(dpath, "sigma"), f"only a lognormal takes sigma, not {kind!r}")
-            return _MISSING
-        if _MISSING in (kind, mean, sigma, max_value):
-            return _MISSING
+            return MISSING
+        if MISSING in (kind, mean, sigma, max_value):
+            return MISSING
         return Dist(kind, float(mean), float(sigma) if kind == "lognormal" else 0.0, max_value)
 
     def intensity(self, table: dict[str, Any], path: str) -> Any:
         value = self.table(table, path, "intensity", required=False)
-        if value is _MISSING:
-            return _MISSING
+        if value is MISSING:
+            return MISSING
         if not value:
             return Intensity("lognormal", sigma=1.0)
         ipath = key_path(path, "intensity")
@@ -287,11 +287,11 @@ class _DemandReader(_Reader):
         kind = self.choice(value, ipath, "dist", _INTENSITIES, "lognormal")
         if kind == "lognormal":
             sigma = self.number(value, ipath, "sigma", 1.0, minimum=0)
-            return _MISSING if sigma is _MISSING else Intensity("lognormal", sigma=float(sigma))
+            return MISSING if sigma is MISSING else Intensity("lognormal", sigma=float(sigma))
         if kind == "pareto":
-            alpha = self.number(value, ipath, "alpha", _MISSING, minimum=1, exclusive=True)
-            return _MISSING if alpha is _MISSING else Intensity("pareto", alpha=float(alpha))
-        return _MISSING if kind is _MISSING else Intensity("none")
+            alpha = self.number(value, ipath, "alpha", MISSING, minimum=1, exclusive=True)
+            return MISSING if alpha is MISSING else Intensity("pareto", alpha=float(alpha))
+        return MISSING if kind is MISSING else Intensity("none")
 
     def size_values(self, table: dict[str, Any], path: str) -> dict[str, Any]:
         """The keys a sizes table gives, each checked where it is written."""
@@ -316,24 +316,24 @@ class _DemandReader(_Reader):
                 f"no request sizes for model {model!r}: add a [sizes.{model}] table or "
                 f"[{key_path(path, model)}]",
             )
-            return _MISSING
+            return MISSING
         for key in ("input", "output"):
             if key not in merged:
                 where = override[0] if override is not None else base_path
                 self.add(key_path(where, key), "missing (required)")
-                return _MISSING
+                return MISSING
         values = (merged["input"], merged["output"], merged.get("cached", 0.0))
-        if _MISSING in values:
-            return _MISSING  # reported where it was written
+        if MISSING in values:
+            return MISSING  # reported where it was written
         return Sizes(values[0], values[1], float(values[2]))
 
     def share(
         self, table: dict[str, Any], path: str, key: str, default: Any, *, allow_zero: bool
     ) -> Any:
         value = self.number(table, path, key, default, minimum=0, exclusive=not allow_zero)
-        if value is not _MISSING and key in table and value > 1:
+        if value is not MISSING and key in table and value > 1:
             self.add(key_path(path, key), f"expected a share between 0 and 1, got {value}")
-            return _MISSING
+            return MISSING
         return value
 
     # -- [plans.NAME] ---------------------------------------------------------------------------
@@ -346,8 +346,8 @@ class _DemandReader(_Reader):
                 self.add(path, f"unknown plan {name!r}{_hint(name, self.policy.plans)}")
                 return None
             allowed = self.policy.plans[name].models
-        users = self.integer(table, path, "users", _MISSING, minimum=0)
-        active = self.share(table, path, "active_share", _MISSING, allow_zero=False)
+        users = self.integer(table, path, "users", MISSING, minimum=0)
+        active = self.share(table, path, "active_share", MISSING, allow_zero=False)
         intensity = self.intensity(table, path)
         sessions = self.number(table, path, "sessions_per_day", 1.0, minimum=1)
         per_session = self.number(table, path, "requests_per_session", 1.0, minimum=1)
@@ -361,13 +361,13 @@ class _DemandReader(_Reader):
             for model, (opath, otable) in self.named_tables_raw(table, "sizes", path)
         }
         for model, (opath, _) in overrides.items():
-            if mix is not _MISSING and model not in mix:
+            if mix is not MISSING and model not in mix:
                 self.add(opath, f"model {model!r} is not in this plan's models mix")
         sizes = {}
-        if mix is not _MISSING:
+        if mix is not MISSING:
             for model in mix:
                 found = self.size_table(model, overrides.get(model), key_path(path, "sizes"))
-                if found is not _MISSING:
+                if found is not MISSING:
                     sizes[model] = found
         values = (
             users,
@@ -381,7 +381,7 @@ class _DemandReader(_Reader):
             max_tokens,
             thinking,
         )
-        if _MISSING in values or len(sizes) != len(mix):
+        if MISSING in values or len(sizes) != len(mix):
             return None
         daily, weekly = curve
         return PlanDemand(
@@ -404,22 +404,22 @@ class _DemandReader(_Reader):
         if "curve" in table:
             if "daily" in table or "weekly" in table:
                 self.add(key_path(path, "curve"), "give either curve or daily/weekly, not both")
-                return _MISSING
-            name = self.string(table, path, "curve", _MISSING)
-            if name is _MISSING:
-                return _MISSING
+                return MISSING
+            name = self.string(table, path, "curve", MISSING)
+            if name is MISSING:
+                return MISSING
             if name not in self.curves:
                 self.add(
                     key_path(path, "curve"),
                     f"unknown curve {name!r}{_hint(name, self.curves)}; define it as "
                     f"[curves.{name}]",
                 )
-                return _MISSING
+                return MISSING
             return self.curves[name]
         if "daily" not in table:
             return (1.0,) * 24, self.weights(table, path, "weekly", 7, required=False) or _FLAT_WEEK
         curve = self.curve(table, path, required_daily=True)
-        return _MISSING if curve is None else curve
+        return MISSING if curve is None else curve
 
     def model_mix(self, table: dict[str, Any], path: str, allowed: tuple[str, ...]) -> Any:
         mpath = key_path(path, "models")
@@ -431,22 +431,22 @@ class _DemandReader(_Reader):
                 "missing (required): a table of model shares, such as "
                 "{ medium = 0.8, large = 0.2 }",
             )
-            return _MISSING
+            return MISSING
         value = table["models"]
         if not isinstance(value, dict) or not value:
-            self.add(mpath, f"expected a table of model shares, got {_describe(value)}")
-            return _MISSING
+            self.add(mpath, f"expected a table of model shares, got {describe_value(value)}")
+            return MISSING
         mix = {}
         for model, share in value.items():
             spath = key_path(mpath, model)
             if self.model_names and not self.known_model(model, spath, allowed):
                 continue
             if not _is_number(share) or share <= 0:
-                self.add(spath, f"expected a share greater than 0, got {_describe(share)}")
+                self.add(spath, f"expected a share greater than 0, got {describe_value(share)}")
                 continue
             mix[model] = float(share)
         if len(mix) != len(value):
-            return _MISSING
+            return MISSING
         total = sum(mix.values())
         return {m: s / total for m, s in mix.items()}
 
@@ -454,47 +454,47 @@ class _DemandReader(_Reader):
         if "thinking" not in table:
             return None
         value = self.table(table, path, "thinking", required=True)
-        if value is _MISSING:
-            return _MISSING
+        if value is MISSING:
+            return MISSING
         tpath = key_path(path, "thinking")
         self.keys(value, tpath, _THINKING)
-        share = self.share(value, tpath, "share", _MISSING, allow_zero=True)
+        share = self.share(value, tpath, "share", MISSING, allow_zero=True)
         tokens = self.dist(value, tpath, "tokens")
-        if _MISSING in (share, tokens):
-            return _MISSING
+        if MISSING in (share, tokens):
+            return MISSING
         return Thinking(float(share), tokens)
 
     # -- [trace] --------------------------------------------------------------------------------
 
     def trace(self, table: dict[str, Any]) -> Any:
         path = "trace"
-        if table is _MISSING:
+        if table is MISSING:
             return None
         self.keys(table, path, _TRACE)
-        file = self.string(table, path, "path", _MISSING)
-        plan = self.string(table, path, "plan", _MISSING)
+        file = self.string(table, path, "path", MISSING)
+        plan = self.string(table, path, "plan", MISSING)
         model = self.string(table, path, "model", None)
         accounts = self.integer(table, path, "accounts", 1)
-        if file is not _MISSING:
+        if file is not MISSING:
             resolved = (
                 (self.base_dir / file).resolve() if not Path(file).is_absolute() else Path(file)
             )
             if not resolved.is_file():
                 self.add(key_path(path, "path"), f"no such file: {resolved}")
-                file = _MISSING
+                file = MISSING
             else:
                 file = str(resolved)
-        if self.policy is not None and plan is not _MISSING:
+        if self.policy is not None and plan is not MISSING:
             if plan not in self.policy.plans:
                 self.add(
                     key_path(path, "plan"), f"unknown plan {plan!r}{_hint(plan, self.policy.plans)}"
                 )
-                plan = _MISSING
-            elif model not in (None, _MISSING) and not self.known_model(
+                plan = MISSING
+            elif model not in (None, MISSING) and not self.known_model(
                 model, key_path(path, "model"), self.policy.plans[plan].models
             ):
-                model = _MISSING
-        if _MISSING in (file, plan, model, accounts):
+                model = MISSING
+        if MISSING in (file, plan, model, accounts):
             return None
         return TraceSpec(file, plan, model, accounts)
 
