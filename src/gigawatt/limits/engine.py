@@ -35,15 +35,12 @@ from gigawatt.limits.types import (
 
 def sweep(state: AccountState, now: float) -> None:
     """Release every reservation whose deadline has passed: a crashed caller leaks nothing."""
-    if now < state.earliest_deadline or not state.reservations:
+    if not state.reservations:
         return
     expired = [rid for rid, rec in state.reservations.items() if rec.deadline <= now]
     for rid in expired:
         record = state.reservations.pop(rid)
         _undo(state, record.buckets, record.windows, now)
-    state.earliest_deadline = min(
-        (rec.deadline for rec in state.reservations.values()), default=math.inf
-    )
 
 
 def admit(
@@ -89,8 +86,6 @@ def admit(
         )
     b_charges, w_charges = tuple(bucket_charges), tuple(window_charges)
     state.reservations[reservation_id] = ReservationRecord(deadline, b_charges, w_charges)
-    if deadline < state.earliest_deadline:
-        state.earliest_deadline = deadline
     return AdmitResult(True, b_charges, w_charges, None, None, (tuple(tats), tuple(usage)))
 
 

@@ -189,7 +189,3 @@ class AccountState:
     used: dict[str, float] = field(default_factory=dict)  # window key -> credits in that period
     slots: dict[str, dict[int, float]] = field(default_factory=dict)  # rolling key -> slot credits
     reservations: dict[str, ReservationRecord] = field(default_factory=dict)
-    # A lower bound on the open reservations' deadlines, so that a sweep costs nothing until one
-    # may have expired; 0 means unknown (a state just read from a store), which sweeps once.
-    # Not stored: each store's own copy starts unknown.
-    earliest_deadline: float = 0.0
