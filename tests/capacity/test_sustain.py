@@ -145,3 +145,16 @@ def test_api_traffic_grows_with_its_limits_and_window_plans_do_not() -> None:
     grown = weekly_load(POLICY, both, constant_capacity(4.0), Scenario(api_scale=2.0))
     assert base.peak_utilisation["m"] == pytest.approx(0.5)
     assert grown.peak_utilisation["m"] == pytest.approx(0.75)
+
+
+def test_kind_multipliers_touch_their_own_windows_only() -> None:
+    # The capped plan has a session window and no weekly one.
+    base = weekly_load(POLICY, (demand("capped"),), constant_capacity(4.0))
+    weekly = weekly_load(
+        POLICY, (demand("capped"),), constant_capacity(4.0), Scenario(weekly_scale=3.0)
+    )
+    session = weekly_load(
+        POLICY, (demand("capped"),), constant_capacity(4.0), Scenario(session_scale=1.5)
+    )
+    assert weekly.peak_utilisation == base.peak_utilisation
+    assert session.peak_utilisation["m"] == pytest.approx(1.5 * base.peak_utilisation["m"])

@@ -214,7 +214,7 @@ def assessment_json(assessment: Assessment) -> dict[str, Any]:
     out["can_double_sessions"] = assessment.can_double_sessions
     out["can_drop_peak"] = assessment.can_drop_peak
     # JSON has no infinity; a scale no limit reaches is reported as null.
-    for key in ("window_scale", "session_scale", "window_scale_without_peak"):
+    for key in ("window_scale", "session_scale", "weekly_scale", "window_scale_without_peak"):
         out[key] = _scale_or_none(out[key])
     out["api_scale"] = {m: _scale_or_none(s) for m, s in assessment.api_scale.items()}
     return out
@@ -259,6 +259,7 @@ def print_assessments(console: Console, before: Assessment, after: Assessment | 
         )
     limits.add_row("5-hour limits: most x", *(_scale(a.session_scale) for a in columns))
     limits.add_row("5-hour limits can double", *(_yes(a.can_double_sessions) for a in columns))
+    limits.add_row("weekly limits: most x", *(_scale(a.weekly_scale) for a in columns))
     limits.add_row("all windows: most x", *(_scale(a.window_scale) for a in columns))
     for model in before.peak_utilisation_without_peak:
         limits.add_row(

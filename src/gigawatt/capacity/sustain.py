@@ -72,6 +72,7 @@ class Scenario:
 
     window_scale: float = 1.0  # every window limit multiplied by this
     session_scale: float = 1.0  # session windows (the 5-hour kind) multiplied by this as well
+    weekly_scale: float = 1.0  # weekly windows multiplied by this as well
     # Every rate bucket multiplied by this, and with them the traffic of API plans (plans with
     # rate limits and no windows), taken to grow into limits raised for them.
     api_scale: float = 1.0
@@ -232,7 +233,11 @@ def weekly_load(
                     b = window_b[window.name]
                     if b > 0:
                         scale = scenario.window_scale * (
-                            scenario.session_scale if window.kind == "session" else 1.0
+                            scenario.session_scale
+                            if window.kind == "session"
+                            else scenario.weekly_scale
+                            if window.kind == "weekly"
+                            else 1.0
                         )
                         caps.append(window.limit * scale * factor / b)
                 share = capped_mean(demand.intensity_sigma, min(caps, default=math.inf))

@@ -59,6 +59,7 @@ class Assessment:
     served_share: Mapping[str, float]  # of the demand asked, over the week
     window_scale: float  # the largest multiplier on every window limit within the target
     session_scale: float  # the same on session windows (5-hour limits) alone
+    weekly_scale: float  # the same on weekly windows alone
     window_scale_without_peak: float  # the same with peak hours dropped
     peak_utilisation_without_peak: Mapping[str, float]
     # Per model: the largest multiplier on its API rate limits, and on the API traffic that
@@ -117,6 +118,7 @@ def assess(
         served_share=now.served_share,
         window_scale=largest_scale(lambda s: load(Scenario(window_scale=s)).worst, target),
         session_scale=largest_scale(lambda s: load(Scenario(session_scale=s)).worst, target),
+        weekly_scale=largest_scale(lambda s: load(Scenario(weekly_scale=s)).worst, target),
         window_scale_without_peak=largest_scale(
             lambda s: load(Scenario(window_scale=s, peak=False)).worst, target
         ),
