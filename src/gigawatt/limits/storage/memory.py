@@ -34,7 +34,10 @@ class MemoryStore(LocalStore):
             state = self._states.get(account)
             if state is None:
                 state = self._states[account] = AccountState()
-            return engine.admit(state, *request[:4], now, *request[4:])
+            buckets, costs, windows, credits, reservation_id, deadline = request
+            return engine.admit(
+                state, buckets, costs, windows, credits, now, reservation_id, deadline
+            )
 
     def reconcile(
         self,
