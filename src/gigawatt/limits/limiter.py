@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from gigawatt.limits import engine
 from gigawatt.limits.specs import LimitBook, RequestLimits
@@ -55,22 +54,27 @@ class Limiter:
         self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
     ) -> Decision:
         """Reserve `estimate` under every limit, or refuse saying which limit and until when."""
-        pending = self._admission(account, plan, model, estimate, now)
-        return pending.decide(self.store.admit(account, pending.request, now))
+        plan_name, limits, request = self._admission(plan, model, estimate, now)
+        result = self.store.admit(account, request, now)
+        return _decide(result, account, plan_name, model, estimate, now, limits, request)
 
     async def aadmit(
         self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
     ) -> Decision:
         """`admit` for an event loop: a store with an async client is awaited, not blocked on."""
-        pending = self._admission(account, plan, model, estimate, now)
+        plan_name, limits, request = self._admission(plan, model, estimate, now)
         store_admit = getattr(self.store, "aadmit", None)
         if store_admit is None:
-            return pending.decide(self.store.admit(account, pending.request, now))
-        return pending.decide(await store_admit(account, pending.request, now))
+            result = self.store.admit(account, request, now)
+        else:
+            result = await store_admit(account, request, now)
+        return _decide(result, account, plan_name, model, estimate, now, limits, request)
 
     def _admission(
-        self, account: str, plan: str | Plan, model: str, estimate: Usage, now: float
-    ) -> _Admission:
+        self, plan: str | Plan, model: str, estimate: Usage, now: float
+    ) -> tuple[str, RequestLimits, AdmitRequest]:
+        """The plan's name, the limits that apply and what to ask the store (a plain tuple:
+        one is made per request)."""
         plan_ = self.plan(plan)
         if model not in plan_.models:
             raise ValueError(f"plan {plan_.name!r} does not include model {model!r}")
@@ -88,7 +92,7 @@ class Limiter:
             rid,
             deadline,
         )
-        return _Admission(account, plan_.name, model, estimate, now, limits, request)
+        return plan_.name, limits, request
 
     def reconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
         """Replace the reservation with `actual` usage. False if it was already settled."""
@@ -139,39 +143,36 @@ class Limiter:
         self.store.close()
 
 
-class _Admission(NamedTuple):
-    """An admission between asking the store and answering the caller (a NamedTuple: one is
-    made per request, and a frozen dataclass costs several times more to build)."""
+def _decide(
+    result: AdmitResult,
+    account: str,
+    plan: str,
+    model: str,
+    estimate: Usage,
+    now: float,
+    limits: RequestLimits,
+    request: AdmitRequest,
+) -> Decision:
+    """The caller's answer to the store's: a reservation, or the refusal; statuses on demand."""
+    raw = result.view
 
-    account: str
-    plan: str
-    model: str
-    estimate: Usage
-    now: float
-    limits: RequestLimits
-    request: AdmitRequest
+    def statuses() -> tuple[LimitStatus, ...]:
+        return engine.statuses_of(raw, limits.buckets, limits.windows, now)
 
-    def decide(self, result: AdmitResult) -> Decision:
-        raw, limits, now = result.view, self.limits, self.now
-
-        def statuses() -> tuple[LimitStatus, ...]:
-            return engine.statuses_of(raw, limits.buckets, limits.windows, now)
-
-        if not result.admitted:
-            return Decision(False, None, statuses, result.refused_by, result.retry_after)
-        request = self.request
-        reservation = Reservation(
-            request.reservation_id,
-            self.account,
-            self.plan,
-            self.model,
-            self.estimate,
-            now,
-            request.deadline,
-            result.buckets,
-            result.windows,
-        )
-        return Decision(True, reservation, statuses)
+    if not result.admitted:
+        return Decision(False, None, statuses, result.refused_by, result.retry_after)
+    reservation = Reservation(
+        request.reservation_id,
+        account,
+        plan,
+        model,
+        estimate,
+        now,
+        request.deadline,
+        result.buckets,
+        result.windows,
+    )
+    return Decision(True, reservation, statuses)
 
 
 def _costs(
