@@ -96,25 +96,27 @@ class Limiter:
 
     def reconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
         """Replace the reservation with `actual` usage. False if it was already settled."""
-        return self.store.reconcile(reservation, *self._reconciliation(reservation, actual, now))
+        tokens, credits, windows_now = self._reconciliation(reservation, actual, now)
+        return self.store.reconcile(reservation, tokens, credits, windows_now, now)
 
     async def areconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
-        args = self._reconciliation(reservation, actual, now)
+        tokens, credits, windows_now = self._reconciliation(reservation, actual, now)
         store_reconcile = getattr(self.store, "areconcile", None)
         if store_reconcile is None:
-            return self.store.reconcile(reservation, *args)
-        return bool(await store_reconcile(reservation, *args))
+            return self.store.reconcile(reservation, tokens, credits, windows_now, now)
+        return bool(await store_reconcile(reservation, tokens, credits, windows_now, now))
 
     def _reconciliation(
         self, reservation: Reservation, actual: Usage, now: float
-    ) -> tuple[tuple[int, ...], float, Mapping[str, WindowSpec], float]:
+    ) -> tuple[tuple[int, ...], float, Mapping[str, WindowSpec]]:
+        """Each bucket's tokens, the credits and the windows open at `now` (a plain tuple)."""
         if not isinstance(actual, Usage):
             raise ValueError(f"actual usage must be a Usage, got {type(actual).__name__}")
         plan = self.plan(reservation.plan)
         limits = self._book.limits(plan, reservation.model, now)
         credits = credits_of(self.policy.models[reservation.model].credits, actual)
         tokens = _costs(reservation.buckets, actual)
-        return tokens, credits, limits.windows_by_key, now
+        return tokens, credits, limits.windows_by_key
 
     def release(self, reservation: Reservation, now: float) -> bool:
         """Undo a reservation whose request produced nothing. False if it was already settled."""
