@@ -37,6 +37,12 @@ def sweep(state: AccountState, now: float) -> None:
     """Release every reservation whose deadline has passed: a crashed caller leaks nothing."""
     if not state.reservations:
         return
+    # Most calls find nothing expired: look before making a list.
+    for rec in state.reservations.values():
+        if rec.deadline <= now:
+            break
+    else:
+        return
     expired = [rid for rid, rec in state.reservations.items() if rec.deadline <= now]
     for rid in expired:
         record = state.reservations.pop(rid)
