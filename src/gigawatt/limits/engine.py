@@ -232,11 +232,17 @@ def _open_usage(state: AccountState, spec: WindowSpec, now: float) -> tuple[floa
             return 0.0, None
         slot_s = _slot_s(spec.length_s)
         first = math.floor(now / slot_s) - ROLLING_SLOTS + 1
-        live = [i for i in slots if i >= first]
-        if not live:
+        # Summed in slot order, one by one, as the Lua port does: the same order gives the same
+        # float (and a loop is cheaper here than a comprehension and a generator).
+        used, oldest = 0.0, None
+        for i in sorted(slots):
+            if i >= first:
+                used += slots[i]
+                if oldest is None:
+                    oldest = i
+        if oldest is None:
             return 0.0, None
-        live.sort()  # the Lua port sums in slot order; the same order gives the same float
-        return sum(slots[i] for i in live), (live[0] + ROLLING_SLOTS) * slot_s
+        return used, (oldest + ROLLING_SLOTS) * slot_s
     start = state.starts.get(key)
     if spec.mode == "anchored":
         return (state.used.get(key, 0.0) if start == spec.start else 0.0), spec.end
