@@ -297,8 +297,10 @@ def _charge_current(
         slot_s = _slot_s(spec.length_s)
         current = math.floor(now / slot_s)
         slots = state.slots.setdefault(key, {})
-        for i in [i for i in slots if i <= current - ROLLING_SLOTS]:
-            del slots[i]
+        stale = current - ROLLING_SLOTS
+        if slots and min(slots) <= stale:  # rarely: look before making a list
+            for i in [i for i in slots if i <= stale]:
+                del slots[i]
         slots[current] = slots.get(current, 0.0) + credits
         return WindowCharge(key, True, credits, float(current), (current + ROLLING_SLOTS) * slot_s)
     start = state.starts.get(key)
