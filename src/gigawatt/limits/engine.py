@@ -176,7 +176,7 @@ def _bucket_wait(state: AccountState, spec: BucketSpec, cost: int, now: float) -
     tat = state.tats.get(spec.key, now)
     new_tat = (tat if tat > now else now) + cost * spec.interval_s
     over = new_tat - now - BURST_S
-    if over <= _time_slack(spec.interval_s):
+    if over <= TIME_SLACK_S or over <= TOKEN_SLACK * spec.interval_s:  # _time_slack, inlined
         return 0.0
     return over
 
@@ -253,7 +253,8 @@ def _open_usage(state: AccountState, spec: WindowSpec, now: float) -> tuple[floa
 
 def _window_wait(state: AccountState, spec: WindowSpec, credits: float, now: float) -> float | None:
     used, reset_at = _open_usage(state, spec, now)
-    if _fits(used + credits, spec.limit):
+    limit = spec.limit
+    if used + credits <= limit + CREDIT_SLACK * (limit if limit > 1.0 else 1.0):  # _fits, inlined
         return 0.0
     options: list[float] = []
     if _fits(credits, spec.limit):
