@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from redis.cluster import RedisCluster
 
 from .conftest import MakeGateway
 
@@ -130,5 +131,27 @@ def test_the_gateway_on_redis_state(make_gateway: MakeGateway, fresh_redis_url: 
             assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="small", messages=HELLO)
+    usage = get_json(gw.url + "/v1/usage", {"x-api-key": key})
+    assert usage["buckets"][0]["remaining"] == 0
+
+
+@pytest.mark.redis
+def test_the_gateway_on_redis_cluster_state(
+    make_gateway: MakeGateway, redis_cluster_url: str
+) -> None:
+    # Every limiter call goes through redis-py's asyncio cluster client on the gateway's loop.
+    cluster = RedisCluster.from_url("redis" + redis_cluster_url[len("redis+cluster") :])
+    try:
+        cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    finally:
+        cluster.close()
+    gw = make_gateway(state=redis_cluster_url, tiny_rpm=2)
+    key = gw.key("tiny")
+    with anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0) as client:
+        for _ in range(2):
+            message = client.messages.create(model="small", max_tokens=20, messages=HELLO)
+            assert message.usage.output_tokens > 0
+        with pytest.raises(anthropic.RateLimitError):
+            client.messages.create(model="small", max_tokens=20, messages=HELLO)
     usage = get_json(gw.url + "/v1/usage", {"x-api-key": key})
     assert usage["buckets"][0]["remaining"] == 0

@@ -14,7 +14,6 @@ housekeeping for idle accounts and is set well past the longest window.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
@@ -23,6 +22,8 @@ from typing import Any, NamedTuple, TypeVar
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
@@ -151,8 +152,6 @@ class RedisStore:
     # --- the same calls for an event loop (the gateway), on redis-py's asyncio client ---------
 
     async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        if self._cluster:
-            return await asyncio.to_thread(self.admit, account, request, now)
         buckets, costs, windows, credits = request[:4]
         reply = await self._aeval("admit", account, admit_args(request, now, self.key_ttl_s))
         return decode_admit_reply(reply, buckets, costs, windows, credits, now)
@@ -165,18 +164,12 @@ class RedisStore:
         windows_now: Mapping[str, WindowSpec],
         now: float,
     ) -> bool:
-        if self._cluster:
-            return await asyncio.to_thread(
-                self.reconcile, reservation, actual_tokens, actual_credits, windows_now, now
-            )
         args = reconcile_args(
             reservation, actual_tokens, actual_credits, windows_now, now, self.key_ttl_s
         )
         return bool(await self._aeval("reconcile", reservation.account, args))
 
     async def arelease(self, reservation: Reservation, now: float) -> bool:
-        if self._cluster:
-            return await asyncio.to_thread(self.release, reservation, now)
         args: list[str | int] = [_num(now), reservation.id]
         return bool(await self._aeval("release", reservation.account, args))
 
@@ -186,10 +179,8 @@ class RedisStore:
             self._aclient = None
 
     async def _aeval(self, name: str, account: str, args: list[str | int]) -> Any:
-        # On a cluster the calls above use the sync client off the loop: redis-py's asyncio
-        # cluster client is not wired in yet.
         if self._aclient is None:
-            self._aclient = redis.asyncio.Redis.from_url(self._url, **self._options)
+            self._aclient = await self._acall(self._make_aclient())
         client = self._aclient
         script = self._scripts[name]
         key = account_key(account)
@@ -201,12 +192,22 @@ class RedisStore:
         await self._acall(client.script_load(script.source))
         return await self._acall(client.evalsha(script.sha, 1, key, *args))
 
+    async def _make_aclient(self) -> Any:
+        if not self._cluster:
+            return redis.asyncio.Redis.from_url(self._url, **self._options)
+        # As the sync cluster client: one retry at most, so an unreachable cluster fails within
+        # the timeout; the slot map is learnt here, inside the event loop that will use it.
+        retry = AsyncRetry(NoBackoff(), retries=1)
+        client = AsyncRedisCluster.from_url(self._url, retry=retry, **self._options)
+        await client.initialize()
+        return client
+
     async def _acall(self, awaitable: Awaitable[_T]) -> _T:
         try:
             return await awaitable
         except (redis.exceptions.TimeoutError, TimeoutError) as exc:
             raise StateTimeout(f"Redis did not answer in time: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise StateError(f"Redis failed: {exc}") from exc
 
     def _call(self, fn: Callable[[], _T]) -> _T:
