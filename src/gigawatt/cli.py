@@ -2,8 +2,7 @@
 
 Each subcommand is one `add_*` function that builds its parser and sets `run` to a handler taking
 the parsed arguments and returning the exit status. To add a command, write both and list the
-`add_*` function in `COMMANDS`. Exit statuses: 0 success, 1 the command ran and failed, 2 bad
-usage or an unusable policy file.
+`add_*` function in `COMMANDS`. Exit statuses are in `gigawatt.exits`.
 """
 
 from __future__ import annotations
@@ -19,15 +18,12 @@ from rich.console import Console
 from gigawatt import __version__
 from gigawatt.capacity.cli import add_plan
 from gigawatt.errors import PolicyError
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from gigawatt.gateway.cli import add_serve
 from gigawatt.gateway.usage_cli import add_usage
 from gigawatt.keys.cli import add_keys
 from gigawatt.sim.cli import add_simulate
 from gigawatt.simbackend.cli import add_sim_backend
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 # argparse has no public name for the object `add_subparsers` returns.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 from gigawatt.capacity.limits_cli import add_limits
 from gigawatt.capacity.site_cli import add_compare, add_site
 from gigawatt.capacity.throughput_cli import add_fit, add_throughput
+from gigawatt.exits import EXIT_USAGE
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_USAGE = 2
 
 # Every plan command, in the order `gigawatt plan --help` lists them.
 PLAN_COMMANDS: tuple[Callable[[Subparsers], None], ...] = (

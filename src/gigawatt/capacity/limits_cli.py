@@ -17,16 +17,12 @@ from gigawatt.capacity.sites import site_gpus, site_named
 from gigawatt.capacity.sustain import UNBOUNDED_SCALE, ModelDemand, PlanDemand
 from gigawatt.capacity.whatif import DEFAULT_TARGET, Assessment, assess, sustainable_policy
 from gigawatt.errors import PlanError, PolicyError
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
     from gigawatt.policy.model import Policy
     from gigawatt.sim.demand import Demand
-
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def add_limits(subparsers: Subparsers) -> None:

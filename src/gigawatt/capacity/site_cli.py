@@ -17,13 +17,11 @@ from gigawatt.capacity.catalog import PRECISIONS
 from gigawatt.capacity.site_plan import DEFAULT_SERVING, Serving, SitePlan, plan_site
 from gigawatt.capacity.sites import OrbitalSite, Site, TerrestrialSite, site_named
 from gigawatt.errors import PlanError, PolicyError
+from gigawatt.exits import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 _D = DEFAULT_SERVING
 

@@ -23,14 +23,11 @@ from gigawatt.capacity.fit import (
 )
 from gigawatt.capacity.throughput import Replica, Throughput, workload_throughput
 from gigawatt.errors import PlanError, PolicyError
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 # The calibration target: a fit worse than this fails `plan fit` (exit 1).
 TARGET_MEDIAN_ABS_ERROR = 0.20

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gigawatt.exits import EXIT_FAILED, EXIT_USAGE
+
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
@@ -34,7 +36,7 @@ def add_serve(subparsers: Subparsers) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gigawatt.cli import EXIT_FAILED, EXIT_USAGE, report_policy_error
+    from gigawatt.cli import report_policy_error
     from gigawatt.errors import PolicyError, StateError
     from gigawatt.gateway.serve import CONFIG_ENV, build_gateway, load
 

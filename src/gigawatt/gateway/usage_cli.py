@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gigawatt.exits import EXIT_FAILED, EXIT_USAGE
+
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
@@ -31,7 +33,7 @@ def usage(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from gigawatt.cli import EXIT_FAILED, EXIT_USAGE, report_policy_error
+    from gigawatt.cli import report_policy_error
     from gigawatt.errors import PolicyError, StateError
     from gigawatt.gateway.serve import load
     from gigawatt.keys import open_key_store

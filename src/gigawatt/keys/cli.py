@@ -18,16 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gigawatt.errors import PolicyError, StateError
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from gigawatt.keys import KeyStore, open_key_store
 
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
     from gigawatt.policy.model import Policy
 
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 # An operator's command may wait longer for a busy store than a request in the gateway should.
 MIN_TIMEOUT_S = 2.0

@@ -14,16 +14,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gigawatt.errors import PlanError, PolicyError
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from gigawatt.capacity.fleet import Fleet
     from gigawatt.cli import Subparsers
     from gigawatt.sim.simulate import Setup
 
-# The values of gigawatt.cli's EXIT_*; that module imports this one, so they are not imported.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 DEFAULT_SAMPLE_USERS = 20_000
 
 

@@ -7,10 +7,11 @@ import math
 import sys
 from typing import TYPE_CHECKING
 
+from gigawatt.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from gigawatt.cli import Subparsers
 
-_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE = 0, 1, 2  # as in gigawatt.cli, which imports this module
 _GRACE_S = 5
 
 
@@ -47,15 +48,15 @@ def sim_backend(args: argparse.Namespace) -> int:
 
     if not (math.isfinite(args.time_scale) and args.time_scale >= 0):
         print("gigawatt: --time-scale must be a number >= 0", file=sys.stderr)
-        return _EXIT_USAGE
+        return EXIT_USAGE
     if not 0 <= args.port <= 65535:
         print("gigawatt: --port must be from 0 to 65535", file=sys.stderr)
-        return _EXIT_USAGE
+        return EXIT_USAGE
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
         print(f"gigawatt: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return _EXIT_FAILED
+        return EXIT_FAILED
     app = create_app(time_scale=args.time_scale, seed=args.seed)
     server = uvicorn.Server(server_config(app, grace_s=_GRACE_S))
     print(f"simulated backend on {socket_url(sock)} (time scale {args.time_scale:g})", flush=True)
@@ -66,4 +67,4 @@ def sim_backend(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
-    return _EXIT_OK
+    return EXIT_OK
