@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gigawatt.errors import PlanError, PolicyError, Problem
+from gigawatt.policy.load import parse_toml
 
 PRECISIONS = ("bf16", "fp8", "fp4")
 
@@ -229,15 +230,17 @@ def _builtin() -> tuple[dict[str, Gpu], dict[str, ModelArch]]:
 
 
 def _load_file(path: Path) -> tuple[dict[str, Gpu], dict[str, ModelArch]]:
+    return _parse(read_toml(path), str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A planner file (catalog, sites, fleet) as TOML tables; `PolicyError` when it cannot be
+    read or parsed."""
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise PolicyError(str(path), [Problem("", f"cannot read: {exc.strerror or exc}")]) from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
-    return _parse(raw, str(path))
+    return parse_toml(text, str(path))
 
 
 def _parse(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Gpu], dict[str, ModelArch]]:

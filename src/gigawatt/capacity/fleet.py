@@ -21,13 +21,19 @@ reported at once, each with its key path (`pools[1].gpu`), as a `PolicyError`.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gigawatt.capacity.catalog import PRECISIONS, Gpu, did_you_mean, gpu_named, model_named
+from gigawatt.capacity.catalog import (
+    PRECISIONS,
+    Gpu,
+    did_you_mean,
+    gpu_named,
+    model_named,
+    read_toml,
+)
 from gigawatt.capacity.throughput import Replica, Throughput, does_not_fit, workload_throughput
 from gigawatt.errors import PlanError, PolicyError, Problem
 
@@ -174,12 +180,7 @@ class Fleet:
 def load_fleet(path: Path) -> Fleet:
     """Read and check a fleet file; PolicyError listing every problem with its key path."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise PolicyError(str(path), [Problem("", f"cannot read: {exc.strerror or exc}")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
+    raw = read_toml(path)
     return parse_fleet(raw, source=str(path), base=path.parent, default_name=path.stem)
 
 

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gigawatt.capacity.catalog import Gpu, did_you_mean, gpu_named, load_gpus
+from gigawatt.capacity.catalog import Gpu, did_you_mean, gpu_named, load_gpus, read_toml
 from gigawatt.capacity.orbit import (
     ZERO_CELSIUS_K,
     Battery,
@@ -242,15 +242,7 @@ def _builtin() -> dict[str, Site]:
 
 
 def _load_file(path: Path) -> dict[str, Site]:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise PolicyError(str(path), [Problem("", f"cannot read: {exc.strerror or exc}")]) from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(str(path), [Problem("", f"not valid TOML: {exc}")]) from exc
-    return _parse(raw, str(path), path)
+    return _parse(read_toml(path), str(path), path)
 
 
 def _parse(raw: Mapping[str, Any], source: str, extra: Path | None) -> dict[str, Site]:

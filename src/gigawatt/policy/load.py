@@ -143,30 +143,39 @@ MISSING: Any = object()
 
 def load_policy(path: str | PathLike[str]) -> Policy:
     """Read and check the policy file at `path`; raise `PolicyError` listing every problem."""
+    return parse_policy(read_text(path), str(path))
+
+
+def parse_policy(text: str, source: str = "<string>") -> Policy:
+    """Check the policy in TOML `text`; `source` names it in errors."""
+    data = parse_toml(text, source)
+    reader = PolicyReader()
+    policy = reader.policy(data, source)
+    if reader.problems or policy is None:
+        raise PolicyError(source, reader.problems)
+    return policy
+
+
+def read_text(path: str | PathLike[str]) -> str:
+    """A gigawatt file's text; `PolicyError` saying why when it cannot be read."""
     source = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise PolicyError(source, [Problem("", "no such file")]) from None
     except UnicodeDecodeError as exc:
         raise PolicyError(source, [Problem("", f"not UTF-8 text: {exc}")]) from None
     except OSError as exc:
         raise PolicyError(source, [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_policy(text, source)
 
 
-def parse_policy(text: str, source: str = "<string>") -> Policy:
-    """Check the policy in TOML `text`; `source` names it in errors."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML `text` as tables; `PolicyError` with the line and column of the first syntax error."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # The message carries "(at line L, column C)".
         raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
-    reader = PolicyReader()
-    policy = reader.policy(data, source)
-    if reader.problems or policy is None:
-        raise PolicyError(source, reader.problems)
-    return policy
 
 
 def load_default_policy() -> Policy:

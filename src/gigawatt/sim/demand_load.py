@@ -45,15 +45,21 @@ has the full reference):
 from __future__ import annotations
 
 import math
-import tomllib
 from datetime import date
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gigawatt.errors import PolicyError, Problem
-from gigawatt.policy.load import MISSING, PolicyReader, describe_value, key_path
+from gigawatt.errors import PolicyError
+from gigawatt.policy.load import (
+    MISSING,
+    PolicyReader,
+    describe_value,
+    key_path,
+    parse_toml,
+    read_text,
+)
 from gigawatt.policy.model import Policy
 from gigawatt.sim.demand import (
     Demand,
@@ -98,16 +104,7 @@ _FLAT_WEEK = (1.0,) * 7
 
 def load_demand(path: str | PathLike[str], policy: Policy | None = None) -> Demand:
     """Read and check the demand file at `path` (against `policy` when given)."""
-    source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise PolicyError(source, [Problem("", "no such file")]) from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not UTF-8 text: {exc}")]) from None
-    except OSError as exc:
-        raise PolicyError(source, [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_demand(text, source, policy, base_dir=Path(path).parent)
+    return parse_demand(read_text(path), str(path), policy, base_dir=Path(path).parent)
 
 
 def parse_demand(
@@ -117,10 +114,7 @@ def parse_demand(
     base_dir: Path | None = None,
 ) -> Demand:
     """Check the demand in TOML `text`; `source` names it in errors, `base_dir` anchors paths."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
+    data = parse_toml(text, source)
     reader = _DemandReader(policy, base_dir or Path.cwd())
     demand = reader.demand(data, source)
     if reader.problems or demand is None:
