@@ -21,13 +21,14 @@ long prompts use more of a model's GPUs per request than plans with short ones.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gigawatt.policy.model import Plan, Policy, Window
+from gigawatt.policy.model import Peak, Plan, Policy, Window
 
 HOURS_PER_WEEK = 168
 # Any Monday serves as the reference week; peak periods are looked up on its real dates, so a
@@ -203,9 +204,8 @@ def weekly_load(
     served = dict.fromkeys(models, 0.0)
     for demand in demands:
         plan = policy.plans[demand.plan]
-        zone = ZoneInfo(demand.timezone)
         window_b = {w.name: window_demand(policy, demand, w) for w in plan.windows}
-        factors = _peak_factors(plan, zone) if scenario.peak else [1.0] * HOURS_PER_WEEK
+        factors = _peak_factors(plan.peak if scenario.peak else None, demand.timezone)
         for model in demand.models:
             capacity = capacity_rps(model.model, model.input_tokens, model.output_tokens)
             if capacity <= 0:
@@ -252,16 +252,19 @@ def weekly_load(
     )
 
 
-def _peak_factors(plan: Plan, zone: ZoneInfo) -> list[float]:
-    """The plan's window-limit factor for each hour of the reference week (demand's local time)."""
-    if plan.peak is None:
-        return [1.0] * HOURS_PER_WEEK
-    return [
-        plan.peak.factor
-        if plan.peak.period_at(_reference_epoch(hour, zone) + 1800) is not None  # mid-hour
+@functools.cache
+def _peak_factors(peak: Peak | None, timezone: str) -> tuple[float, ...]:
+    """A plan's window-limit factor for each hour of the reference week, in the demand's local
+    time. Cached: the planner's bisections ask for the same few peaks hundreds of times."""
+    if peak is None:
+        return (1.0,) * HOURS_PER_WEEK
+    zone = ZoneInfo(timezone)
+    return tuple(
+        peak.factor
+        if peak.period_at(_reference_epoch(hour, zone) + 1800) is not None  # mid-hour
         else 1.0
         for hour in range(HOURS_PER_WEEK)
-    ]
+    )
 
 
 def _reference_epoch(hour_of_week: int, zone: ZoneInfo) -> float:
