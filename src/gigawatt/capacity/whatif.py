@@ -146,17 +146,16 @@ def _model_capacity(
     uses = [(d, m) for d in demands for m in d.models if m.model == model]
     weights = [d.users * d.active_share * d.requests_per_active_day * m.share for d, m in uses]
     total = sum(weights) or 1.0
+
+    def mean_of(field: str) -> float:
+        return sum(w * getattr(m, field) for w, (_, m) in zip(weights, uses, strict=True)) / total
+
     mean = ModelDemand(
         model=model,
         share=1.0,
-        input_tokens=sum(w * m.input_tokens for w, (_, m) in zip(weights, uses, strict=True))
-        / total,
-        output_tokens=sum(w * m.output_tokens for w, (_, m) in zip(weights, uses, strict=True))
-        / total,
-        cache_read_tokens=sum(
-            w * m.cache_read_tokens for w, (_, m) in zip(weights, uses, strict=True)
-        )
-        / total,
+        input_tokens=mean_of("input_tokens"),
+        output_tokens=mean_of("output_tokens"),
+        cache_read_tokens=mean_of("cache_read_tokens"),
     )
     inp, out = max(0, round(mean.input_tokens)), max(1, round(mean.output_tokens))
     pools = fleet.pools_for(model)
