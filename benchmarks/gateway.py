@@ -1191,7 +1191,7 @@ def reading(results: Results) -> str:
         f"gateway, one key) gets {hot.per_s:,.0f} requests/s ({hot.per_s / sq.per_s:.0%} of "
         f"the {ACCOUNTS}-account rate) at {hot.cpu_us('proxy'):,.0f} µs per request: an "
         "account's row holds every reservation it has in flight, and each admit and reconcile "
-        "reads and rewrites the whole row, so an account with many requests in flight costs "
+        "encodes and rewrites the whole row, so an account with many requests in flight costs "
         "more per request."
     )
     if "litellm" in by:

@@ -73,14 +73,23 @@ class Case:
     peak: Peak | None
     ttl_s: int
     ops: list[tuple[object, ...]]
+    # Which of two limiters makes each call, when two share one store (as two processes do).
+    via: list[int]
 
 
 cases = st.builds(
-    Case, rates, windows, peaks, st.sampled_from([30, 600]), st.lists(ops, max_size=40)
+    Case,
+    rates,
+    windows,
+    peaks,
+    st.sampled_from([30, 600]),
+    st.lists(ops, max_size=40),
+    st.lists(st.integers(0, 1), min_size=1, max_size=40),
 )
 
 
-def run_case(case: Case, store_url: str) -> None:
+def run_case(case: Case, store_url: str, limiters: int = 1) -> None:
+    """Every call through one of `limiters` limiters, each with its own store on `store_url`."""
     policy = make_policy(
         rate=case.rate,
         windows=case.windows,
@@ -89,12 +98,13 @@ def run_case(case: Case, store_url: str) -> None:
         weights=EXACT_WEIGHTS,
     )
     prefix = f"x{next(_example)}-"
-    limiter = Limiter(policy, open_store(store_url))
+    opened = [Limiter(policy, open_store(store_url)) for _ in range(limiters)]
     reference = Reference(policy, "pro", case.ttl_s)
     held: list[tuple[Reservation, int, Held]] = []
     now = T0
     try:
-        for op in case.ops:
+        for step, op in enumerate(case.ops):
+            limiter = opened[case.via[step % len(case.via)] % limiters]
             if op[0] == "advance":
                 now += op[1]  # type: ignore[operator]
             elif op[0] == "admit":
@@ -135,7 +145,8 @@ def run_case(case: Case, store_url: str) -> None:
                         )
                         assert status.remaining == remaining, (op, status)
     finally:
-        limiter.close()
+        for limiter in opened:
+            limiter.close()
 
 
 def test_every_store_decides_like_the_reference(store_url: str) -> None:
@@ -149,5 +160,24 @@ def test_every_store_decides_like_the_reference(store_url: str) -> None:
     @given(case=cases)
     def check(case: Case) -> None:
         run_case(case, store_url)
+
+    check()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_two_processes_sharing_a_store_decide_like_the_reference(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two stores on one file or server, called in turn at random: neither may decide from a
+    state the other has since changed (the SQLite store keeps the states it last wrote)."""
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=cases)
+    def check(case: Case) -> None:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('shared') / 'state.db'}"
+        else:
+            url = str(request.getfixturevalue("redis_url"))
+        run_case(case, url, limiters=2)
 
     check()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, Protocol, TypeVar
 
 from gigawatt.limits import engine
 from gigawatt.limits.types import (
@@ -15,6 +14,8 @@ from gigawatt.limits.types import (
     Reservation,
     WindowSpec,
 )
+
+T = TypeVar("T")
 
 
 class AdmitRequest(NamedTuple):
@@ -54,14 +55,19 @@ class Store(Protocol):
 
 
 class LocalStore:
-    """A store that runs `engine` in-process inside a per-account transaction."""
+    """A store that runs `engine` in-process on one account's state, atomically.
 
-    def transaction(self, account: str) -> AbstractContextManager[AccountState]:
+    `apply` may call `change` more than once (a store that validates optimistically redoes it on
+    a fresh read), so `change` must act on the state it is given and nothing else.
+    """
+
+    def apply(self, account: str, change: Callable[[AccountState], T]) -> T:
         raise NotImplementedError
 
     def admit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        with self.transaction(account) as state:
-            return engine.admit(state, *request[:4], now, *request[4:])
+        return self.apply(
+            account, lambda state: engine.admit(state, *request[:4], now, *request[4:])
+        )
 
     def reconcile(
         self,
@@ -71,14 +77,17 @@ class LocalStore:
         windows_now: Mapping[str, WindowSpec],
         now: float,
     ) -> bool:
-        with self.transaction(reservation.account) as state:
-            return engine.reconcile(
+        return self.apply(
+            reservation.account,
+            lambda state: engine.reconcile(
                 state, reservation, actual_tokens, actual_credits, windows_now, now
-            )
+            ),
+        )
 
     def release(self, reservation: Reservation, now: float) -> bool:
-        with self.transaction(reservation.account) as state:
-            return engine.release(state, reservation.id, now)
+        return self.apply(
+            reservation.account, lambda state: engine.release(state, reservation.id, now)
+        )
 
     def statuses(
         self,
@@ -87,9 +96,11 @@ class LocalStore:
         windows: Sequence[WindowSpec],
         now: float,
     ) -> tuple[LimitStatus, ...]:
-        with self.transaction(account) as state:
+        def read(state: AccountState) -> tuple[LimitStatus, ...]:
             engine.sweep(state, now)
             return engine.statuses(state, buckets, windows, now)
+
+        return self.apply(account, read)
 
     def close(self) -> None:
         return None

@@ -1,8 +1,15 @@
 """`sqlite:///path`: state in one SQLite file, shared by every process on this machine.
 
-Each decision is one `BEGIN IMMEDIATE` transaction that reads one account's row, runs the engine
-and writes the row back. `BEGIN IMMEDIATE` takes the write lock before the read, so two processes
-can never both read the same old state (no lost update), and WAL lets readers go on meanwhile.
+An account is one row: its state and a version that every write increments. A decision runs the
+engine on the account's state and writes the row back with `UPDATE ... WHERE version = ?`, one
+statement and so one transaction: it succeeds only if nobody wrote the row since the state was
+read, so two processes can never both decide from the same old state (no lost update).
+
+Each process keeps the states it last wrote, with their versions. While no other process touches
+an account, a decision is that one conditional UPDATE, with no read: about the cost of the bare
+one-row transaction. When the UPDATE matches nothing, another process got there first: the
+decision is redone once under `BEGIN IMMEDIATE` (read, decide, write, holding the write lock), so
+a process under contention still finishes in two tries, not an unbounded number.
 
 Durability: `synchronous=NORMAL` (the default) survives a killed process, since a committed
 transaction is in the WAL; a power cut can lose the last commits, which for a limiter means a few
@@ -24,31 +31,52 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from gigawatt.errors import StateError, StateTimeout
-from gigawatt.limits.storage.base import LocalStore
+from gigawatt.limits.storage.base import LocalStore, T
 from gigawatt.limits.types import AccountState, BucketCharge, ReservationRecord, WindowCharge
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS account_state (account TEXT PRIMARY KEY, state BLOB NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS account_state "
+    "(account TEXT PRIMARY KEY, state BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1)"
+)
+_READ = "SELECT version, state FROM account_state WHERE account = ?"
+_UPDATE = "UPDATE account_state SET version = ?, state = ? WHERE account = ? AND version = ?"
+_INSERT = (
+    "INSERT INTO account_state (account, state, version) VALUES (?, ?, 1) "
+    "ON CONFLICT(account) DO NOTHING"
+)
 _SYNCHRONOUS = ("normal", "full")
 # marshal is 5x faster than JSON here and the file is only ever written by this code; the
 # leading version byte lets a later format coexist with rows written by this one.
 _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
+# States kept per process: about 1 KB each. An account not among them costs one read more.
+DEFAULT_CACHED_ACCOUNTS = 65_536
 
 
 class SQLiteStore(LocalStore):
-    def __init__(self, path: str, timeout_s: float = 2.0, synchronous: str = "normal") -> None:
+    def __init__(
+        self,
+        path: str,
+        timeout_s: float = 2.0,
+        synchronous: str = "normal",
+        cached_accounts: int = DEFAULT_CACHED_ACCOUNTS,
+    ) -> None:
         if synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+        if cached_accounts < 0:
+            raise ValueError(f"cached_accounts must be 0 or more, got {cached_accounts}")
         self.path = path
         self.synchronous = synchronous
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._lock = FairLock()
+        # account -> (version, state) as this process last wrote or read it; guarded by _lock.
+        self._known: dict[str, tuple[int, AccountState]] = {}
+        self._cached_accounts = cached_accounts
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -68,18 +96,59 @@ class SQLiteStore(LocalStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute(_SCHEMA)
-            # From here on, waiting is done in `_begin`; SQLite answers "busy" at once.
+            _add_version_column(conn)
+            # From here on, waiting is done in `_retry`; SQLite answers "busy" at once.
             conn.execute("PRAGMA busy_timeout=0")
             self._local.conn = conn
         return conn
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self._timeout_s
+    def apply(self, account: str, change: Callable[[AccountState], T]) -> T:
+        if not self._lock.acquire(self._timeout_s):
+            raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
+        try:
+            deadline = time.monotonic() + self._timeout_s
+            try:
+                conn = self._connection()
+                # Taken out while in use: if anything below fails, the next call reads afresh.
+                known = self._known.pop(account, None)
+                if known is None:
+                    known = self._retry(conn, deadline, _read, account)
+                version, state = known
+                result = change(state)
+                if self._retry(conn, deadline, _write, account, version, encode_state(state)):
+                    self._remember(account, version + 1, state)
+                    return result
+                # Another process wrote this account since: decide again holding the lock.
+                self._retry(conn, deadline, _execute, "BEGIN IMMEDIATE")
+                try:
+                    version, state = _read(conn, account)
+                    result = change(state)
+                    _write(conn, account, version, encode_state(state))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                self._remember(account, version + 1, state)
+                return result
+            except sqlite3.Error as exc:
+                raise _wrap(exc, self.path) from exc
+        finally:
+            self._lock.release()
+
+    def _remember(self, account: str, version: int, state: AccountState) -> None:
+        known = self._known
+        known[account] = (version, state)
+        if len(known) > self._cached_accounts:
+            del known[next(iter(known))]  # the longest unused: a used one is popped and re-added
+
+    def _retry(
+        self, conn: sqlite3.Connection, deadline: float, call: Callable[..., T], *args: object
+    ) -> T:
+        """`call(conn, *args)`, retried with short sleeps while another writer holds the lock."""
         wait = _FIRST_WAIT_S
         while True:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
+                return call(conn, *args)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
@@ -90,42 +159,37 @@ class SQLiteStore(LocalStore):
                 time.sleep(wait)
                 wait = min(wait * 2, _MAX_WAIT_S)
 
-    @contextmanager
-    def transaction(self, account: str) -> Iterator[AccountState]:
-        if not self._lock.acquire(self._timeout_s):
-            raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
-        try:
-            try:
-                conn = self._connection()
-                self._begin(conn)
-            except sqlite3.Error as exc:
-                raise _wrap(exc, self.path) from exc
-            try:
-                row = conn.execute(
-                    "SELECT state FROM account_state WHERE account = ?", (account,)
-                ).fetchone()
-                state = decode_state(row[0]) if row else AccountState()
-                yield state
-                conn.execute(
-                    "INSERT INTO account_state (account, state) VALUES (?, ?) "
-                    "ON CONFLICT(account) DO UPDATE SET state = excluded.state",
-                    (account, encode_state(state)),
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise _wrap(exc, self.path) from exc
-            except BaseException:
-                _rollback(conn)
-                raise
-        finally:
-            self._lock.release()
-
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _read(conn: sqlite3.Connection, account: str) -> tuple[int, AccountState]:
+    row = conn.execute(_READ, (account,)).fetchone()
+    return (row[0], decode_state(row[1])) if row else (0, AccountState())
+
+
+def _write(conn: sqlite3.Connection, account: str, version: int, blob: bytes) -> bool:
+    """Write `blob` as `version + 1` if the row is still at `version` (0: no row yet)."""
+    if version:
+        cursor = conn.execute(_UPDATE, (version + 1, blob, account, version))
+    else:
+        cursor = conn.execute(_INSERT, (account, blob))
+    return cursor.rowcount == 1
+
+
+def _execute(conn: sqlite3.Connection, sql: str) -> None:
+    conn.execute(sql)
+
+
+def _add_version_column(conn: sqlite3.Connection) -> None:
+    """Rows written before versions existed start at version 1."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(account_state)")}
+    if "version" not in columns:
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+            conn.execute("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
 
 
 class FairLock:
