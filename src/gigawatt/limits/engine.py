@@ -67,7 +67,16 @@ def admit(
         wait = _bucket_wait(state, spec, cost, now)
         if wait != 0.0:
             refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
+    starts, used = state.starts, state.used
     for spec in windows:
+        if spec.mode == "session":
+            # The common case, inlined: a session window the request fits in.
+            key = spec.key
+            start = starts.get(key)
+            held = 0.0 if start is None or now >= start + spec.length_s else used.get(key, 0.0)
+            limit = spec.limit
+            if held + credits <= limit + CREDIT_SLACK * (limit if limit > 1.0 else 1.0):
+                continue
         wait = _window_wait(state, spec, credits, now)
         if wait != 0.0:
             refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
@@ -84,11 +93,25 @@ def admit(
     window_charges = []
     usage = []
     for spec in windows:
+        if spec.mode == "session":
+            # _charge_current, inlined for the commonest window.
+            key = spec.key
+            start = starts.get(key)
+            if start is None or now >= start + spec.length_s:
+                starts[key] = start = now
+                total = credits
+            else:
+                total = used.get(key, 0.0) + credits
+            used[key] = total
+            end = start + spec.length_s
+            window_charges.append(WindowCharge(key, False, credits, start, end))
+            usage.append((total, end))
+            continue
         charge = _charge_current(state, spec, credits, now)
         window_charges.append(charge)
         # What the window holds now is known without a second look, except for a rolling one.
         usage.append(
-            _open_usage(state, spec, now) if charge.rolling else (state.used[spec.key], charge.end)
+            _open_usage(state, spec, now) if charge.rolling else (used[spec.key], charge.end)
         )
     b_charges, w_charges = tuple(bucket_charges), tuple(window_charges)
     state.reservations[reservation_id] = ReservationRecord(deadline, b_charges, w_charges)
@@ -118,12 +141,22 @@ def reconcile(
         delta = actual - charge.tokens if held else actual
         if delta:
             _add_to_bucket(state, charge.key, delta, charge.interval_s, now)
+    starts, used = state.starts, state.used
     for charge in reservation.windows:
         delta = actual_credits - charge.credits if held else actual_credits
-        if _period_is_open(state, charge, now):
-            _add_to_period(state, charge, delta)
-        elif delta > 0 and charge.key in windows_now:
-            _charge_current(state, windows_now[charge.key], delta, now)
+        key = charge.key
+        # _period_is_open and _add_to_period, inlined for session and anchored windows: this
+        # runs for every window of every request.
+        if charge.rolling:
+            if _period_is_open(state, charge, now):
+                _add_to_period(state, charge, delta)
+                continue
+        elif now < charge.end and starts.get(key) == charge.period:
+            total = used.get(key, 0.0) + delta
+            used[key] = total if total > 0.0 else 0.0
+            continue
+        if delta > 0 and key in windows_now:
+            _charge_current(state, windows_now[key], delta, now)
     return True
 
 
