@@ -63,7 +63,15 @@ def admit(
     sweep(state, now)
     refused_by: str | None = None
     retry_after: float | None = 0.0
+    bucket_tats = state.tats
     for spec, cost in zip(buckets, bucket_costs, strict=True):
+        if cost <= spec.limit:
+            # _bucket_wait's answer when the cost fits, inlined.
+            interval = spec.interval_s
+            tat = bucket_tats.get(spec.key, now)
+            over = (tat if tat > now else now) + cost * interval - now - BURST_S
+            if over <= TIME_SLACK_S or over <= TOKEN_SLACK * interval:
+                continue
         wait = _bucket_wait(state, spec, cost, now)
         if wait != 0.0:
             refused_by, retry_after = _worse(refused_by, retry_after, spec.name, wait)
@@ -88,8 +96,15 @@ def admit(
     bucket_charges = []
     tats = []
     for spec, cost in zip(buckets, bucket_costs, strict=True):
-        bucket_charges.append(BucketCharge(spec.key, spec.kind, cost, spec.interval_s))
-        tats.append(_add_to_bucket(state, spec.key, cost, spec.interval_s, now))
+        # _add_to_bucket, inlined.
+        key, interval = spec.key, spec.interval_s
+        bucket_charges.append(BucketCharge(key, spec.kind, cost, interval))
+        tat = bucket_tats.get(key, now)
+        new_tat = (tat if tat > now else now) + cost * interval
+        if new_tat < now:
+            new_tat = now
+        bucket_tats[key] = new_tat
+        tats.append(new_tat)
     window_charges = []
     usage = []
     for spec in windows:
