@@ -123,6 +123,21 @@ def test_models_lists_what_the_plan_may_use_in_each_format(make_gateway: MakeGat
         assert [m.id for m in a.models.list()] == ["small", "large"]
 
 
+def test_a_prompt_spelling_a_special_token_is_counted_as_text(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    text = "what does <|endoftext|> mean? <|im_start|> [[sim:tokens=5]]"
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key(), max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": text}]
+        )
+        assert reply.usage is not None and reply.usage.completion_tokens == 5
+    with anthropic.Anthropic(base_url=gw.url, api_key=gw.key(), max_retries=0) as client:
+        message = client.messages.create(
+            model="small", max_tokens=50, messages=[{"role": "user", "content": text}]
+        )
+        assert message.usage.output_tokens == 5
+
+
 def test_health_and_metrics(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
     assert get(gw.url + "/healthz") == (200, '{"status": "ok"}')

@@ -29,7 +29,10 @@ def count_text(text: str) -> int:
         return 0
     if len(text) > EXACT_CHARS:
         return len(text) // 4
-    return len(_encoding().encode(text))
+    # encode_ordinary: text that spells a special token ("<|endoftext|>") is the user's text, to
+    # be counted like any other; `encode` would refuse it. It also skips `encode`'s per-call
+    # bookkeeping, at a third of the cost.
+    return len(_encoding().encode_ordinary(text))
 
 
 def _content_tokens(content: Any) -> int:
