@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 
 from gigawatt.limits import LimitStatus
 
@@ -16,7 +16,18 @@ _ANTHROPIC_BUCKETS = {
 
 
 def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`t` to the second, in UTC. Most headers of a response name the same few seconds, so the
+    last ones are remembered (formatting a time costs microseconds)."""
+    second = int(t)
+    text = _RFC3339.get(second)
+    if text is None:
+        if len(_RFC3339) >= 64:
+            _RFC3339.clear()
+        text = _RFC3339[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    return text
+
+
+_RFC3339: dict[int, str] = {}
 
 
 def openai_duration(seconds: float) -> str:

@@ -85,9 +85,11 @@ class Reservation(NamedTuple):
     windows: tuple[WindowCharge, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class LimitStatus:
-    """One limit as the caller should see it: for headers, the usage API and refusals."""
+class LimitStatus(NamedTuple):
+    """One limit as the caller should see it: for headers, the usage API and refusals.
+
+    A NamedTuple: every response's headers are built from five or more of these.
+    """
 
     name: str
     scope: Literal["bucket", "window"]
