@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from gigawatt.limits import Usage
+from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.policy.model import Rate, Window
 
 from .conftest import MakeLimiter
@@ -45,3 +46,67 @@ def test_async_calls_match_the_sync_ones(make_limiter: MakeLimiter) -> None:
     asyncio.run(scenario())
     session = next(s for s in limiter.snapshot("a", "pro", T0) if s.name == "session-5h")
     assert session.used == 100 + 5 * 20 + 2 * (1 + 5)
+
+
+def test_calls_made_together_on_an_event_loop_decide_one_by_one(make_limiter: MakeLimiter) -> None:
+    """Many calls in one turn of the loop (the SQLite store commits them together): exactly the
+    limit is admitted, a bad call fails alone, and every reconcile and release counts."""
+    windows = (Window("session-5h", "session", 5 * 3600, 10_000.0),)
+    limiter = make_limiter(make_policy(rate=Rate(rpm=10), windows=windows))
+
+    async def scenario() -> None:
+        try:
+            await steps()
+        finally:
+            close = getattr(limiter.store, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def steps() -> None:
+        decisions = await asyncio.gather(
+            *(limiter.aadmit(a, "pro", "small", Usage(10, 10), T0) for a in ["a", "b"] * 12)
+        )
+        admitted = [d for d in decisions if d.admitted]
+        assert sum(d.reservation.account == "a" for d in admitted if d.reservation) == 10
+        assert sum(d.reservation.account == "b" for d in admitted if d.reservation) == 10
+        held = [d.reservation for d in admitted if d.reservation is not None]
+        settled = await asyncio.gather(
+            *(limiter.areconcile(r, Usage(10, 5), T0) for r in held[:8]),
+            *(limiter.arelease(r, T0) for r in held[8:12]),
+            limiter.areconcile(held[12], None, T0),  # type: ignore[arg-type]
+            limiter.aadmit("a", "pro", "not-a-model", Usage(1, 1), T0),
+            return_exceptions=True,
+        )
+        assert settled[:12] == [True] * 12
+        assert isinstance(settled[12], ValueError) and isinstance(settled[13], ValueError)
+        assert not await limiter.arelease(held[0], T0)
+
+    asyncio.run(scenario())
+    used = {
+        account: next(s for s in limiter.snapshot(account, "pro", T0) if s.name == "session-5h")
+        for account in "ab"
+    }
+    # 20 admitted at 10+5*10 = 60 credits: 8 reconciled to 10+5*5 = 35, 4 released, 8 held.
+    assert used["a"].used + used["b"].used == 8 * 35 + 8 * 60
+
+
+def test_two_sqlite_stores_batching_on_one_file_admit_exactly_the_limit(tmp_path: Path) -> None:
+    """Two stores on one file (as two gateway processes): each commits its loop turn's calls
+    together, from states the other keeps changing; together they admit exactly the limit."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    policy = make_policy(rate=Rate(rpm=30), windows=())
+    first, second = Limiter(policy, open_store(url)), Limiter(policy, open_store(url))
+
+    async def burst() -> list[bool]:
+        calls = []
+        for i in range(40):
+            limiter = first if i % 3 else second
+            calls.append(limiter.aadmit("shared", "pro", "small", Usage(1, 1), T0 + i * 1e-3))
+        return [d.admitted for d in await asyncio.gather(*calls)]
+
+    try:
+        admitted = asyncio.run(burst()) + asyncio.run(burst())
+        assert sum(admitted) == 30
+    finally:
+        first.close()
+        second.close()

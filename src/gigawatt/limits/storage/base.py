@@ -65,9 +65,7 @@ class LocalStore:
         raise NotImplementedError
 
     def admit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        return self.apply(
-            account, lambda state: engine.admit(state, *request[:4], now, *request[4:])
-        )
+        return self.apply(account, admission(request, now))
 
     def reconcile(
         self,
@@ -77,17 +75,11 @@ class LocalStore:
         windows_now: Mapping[str, WindowSpec],
         now: float,
     ) -> bool:
-        return self.apply(
-            reservation.account,
-            lambda state: engine.reconcile(
-                state, reservation, actual_tokens, actual_credits, windows_now, now
-            ),
-        )
+        change = reconciliation(reservation, actual_tokens, actual_credits, windows_now, now)
+        return self.apply(reservation.account, change)
 
     def release(self, reservation: Reservation, now: float) -> bool:
-        return self.apply(
-            reservation.account, lambda state: engine.release(state, reservation.id, now)
-        )
+        return self.apply(reservation.account, releasing(reservation, now))
 
     def statuses(
         self,
@@ -104,3 +96,26 @@ class LocalStore:
 
     def close(self) -> None:
         return None
+
+
+# What each call does to an account's state, for `LocalStore.apply` and the batching SQLite store.
+
+
+def admission(request: AdmitRequest, now: float) -> Callable[[AccountState], AdmitResult]:
+    return lambda state: engine.admit(state, *request[:4], now, *request[4:])
+
+
+def reconciliation(
+    reservation: Reservation,
+    actual_tokens: Sequence[int],
+    actual_credits: float,
+    windows_now: Mapping[str, WindowSpec],
+    now: float,
+) -> Callable[[AccountState], bool]:
+    return lambda state: engine.reconcile(
+        state, reservation, actual_tokens, actual_credits, windows_now, now
+    )
+
+
+def releasing(reservation: Reservation, now: float) -> Callable[[AccountState], bool]:
+    return lambda state: engine.release(state, reservation.id, now)

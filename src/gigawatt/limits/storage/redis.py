@@ -14,6 +14,7 @@ housekeeping for idle accounts and is set well past the longest window.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
@@ -94,6 +95,7 @@ class RedisStore:
         self.key_ttl_s = key_ttl_s
         self._url, self._options, self._cluster = url, options, cluster
         self._aclient: Any = None  # made on first use, inside the event loop that uses it
+        self._aclient_made: asyncio.Future[Any] | None = None
         self._scripts = {
             name: _script(load_script(name)) for name in ("admit", "reconcile", "release")
         }
@@ -177,11 +179,22 @@ class RedisStore:
         if self._aclient is not None:
             await self._aclient.aclose()
             self._aclient = None
+        self._aclient_made = None
 
     async def _aeval(self, name: str, account: str, args: list[str | int]) -> Any:
-        if self._aclient is None:
-            self._aclient = await self._acall(self._make_aclient())
         client = self._aclient
+        if client is None:
+            # One client for every call: calls made before the first answer wait for it.
+            made = self._aclient_made
+            if made is None:
+                made = self._aclient_made = asyncio.ensure_future(self._make_aclient())
+            try:
+                client = await self._acall(asyncio.shield(made))
+            except StateError:
+                if self._aclient_made is made:
+                    self._aclient_made = None  # the next call tries again
+                raise
+            self._aclient = client
         script = self._scripts[name]
         key = account_key(account)
         try:

@@ -24,6 +24,7 @@ start at 50 us and never exceed 2 ms, until the state timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import marshal
 import os
@@ -31,11 +32,27 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from gigawatt.errors import StateError, StateTimeout
-from gigawatt.limits.storage.base import LocalStore, T
-from gigawatt.limits.types import AccountState, BucketCharge, ReservationRecord, WindowCharge
+from gigawatt.limits.storage.base import (
+    AdmitRequest,
+    LocalStore,
+    T,
+    admission,
+    reconciliation,
+    releasing,
+)
+from gigawatt.limits.types import (
+    AccountState,
+    AdmitResult,
+    BucketCharge,
+    Reservation,
+    ReservationRecord,
+    WindowCharge,
+    WindowSpec,
+)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS account_state "
@@ -76,6 +93,8 @@ class SQLiteStore(LocalStore):
         self._lock = FairLock()
         # account -> (version, state) as this process last wrote or read it; guarded by _lock.
         self._known: dict[str, tuple[int, AccountState]] = {}
+        # Calls made on an event loop during its current turn, run together at its end.
+        self._queued: list[tuple[str, Callable[[AccountState], Any], asyncio.Future[Any]]] = []
         self._cached_accounts = cached_accounts
         directory = os.path.dirname(os.path.abspath(path))
         try:
@@ -119,17 +138,107 @@ class SQLiteStore(LocalStore):
                     self._remember(account, version + 1, state)
                     return result
                 # Another process wrote this account since: decide again holding the lock.
-                self._retry(conn, deadline, _execute, "BEGIN IMMEDIATE")
+                ok, value = self._in_transaction(conn, deadline, [(account, change)])[0]
+            except sqlite3.Error as exc:
+                raise _wrap(exc, self.path) from exc
+        finally:
+            self._lock.release()
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value  # type: ignore[return-value]
+
+    def _in_transaction(
+        self,
+        conn: sqlite3.Connection,
+        deadline: float,
+        calls: list[tuple[str, Callable[[AccountState], Any]]],
+    ) -> list[tuple[bool, Any]]:
+        """Every call in one `BEGIN IMMEDIATE` transaction: (True, result) or (False, the
+        exception it raised) for each. One call's own error leaves the others to commit."""
+        self._retry(conn, deadline, _execute, "BEGIN IMMEDIATE")
+        try:
+            staged: dict[str, tuple[int, AccountState]] = {}
+            results: list[tuple[bool, Any]] = []
+            for account, change in calls:
+                known = staged.pop(account, None) or self._known.pop(account, None)
+                version, state = known if known is not None else _read(conn, account)
                 try:
-                    version, state = _read(conn, account)
                     result = change(state)
-                    _write(conn, account, version, encode_state(state))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
-                self._remember(account, version + 1, state)
-                return result
+                    if not _write(conn, account, version, encode_state(state)):
+                        # Written by another process before this transaction: read it again,
+                        # now that nobody else can write.
+                        version, state = _read(conn, account)
+                        result = change(state)
+                        _write(conn, account, version, encode_state(state))
+                except (ValueError, TypeError) as exc:  # the call's own bad input
+                    results.append((False, exc))  # its state may be half changed: not kept
+                    continue
+                staged[account] = (version + 1, state)
+                results.append((True, result))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        for account, (version, state) in staged.items():
+            self._remember(account, version, state)
+        return results
+
+    # --- for an event loop: the calls of one turn of the loop share a transaction ------------
+
+    async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
+        return await self._batched(account, admission(request, now))
+
+    async def areconcile(
+        self,
+        reservation: Reservation,
+        actual_tokens: Sequence[int],
+        actual_credits: float,
+        windows_now: Mapping[str, WindowSpec],
+        now: float,
+    ) -> bool:
+        change = reconciliation(reservation, actual_tokens, actual_credits, windows_now, now)
+        return await self._batched(reservation.account, change)
+
+    async def arelease(self, reservation: Reservation, now: float) -> bool:
+        return await self._batched(reservation.account, releasing(reservation, now))
+
+    def _batched(self, account: str, change: Callable[[AccountState], T]) -> asyncio.Future[T]:
+        """Queue the call for the end of this turn of the event loop. A commit costs as much as
+        the write it carries, so the calls a busy gateway makes together commit together."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._run_queued)
+        self._queued.append((account, change, future))
+        return future
+
+    def _run_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        calls = [(account, change) for account, change, _ in queued]
+        try:
+            if len(calls) == 1:
+                outcomes = [_outcome(self.apply, *calls[0])]
+            else:
+                outcomes = self._apply_together(calls)
+        except Exception as exc:  # noqa: BLE001 (every waiting caller must hear of it)
+            outcomes = [(False, exc)] * len(queued)
+        for (_, _, future), (ok, value) in zip(queued, outcomes, strict=True):
+            if future.done():  # cancelled while queued; the call was made all the same
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _apply_together(
+        self, calls: list[tuple[str, Callable[[AccountState], Any]]]
+    ) -> list[tuple[bool, Any]]:
+        if not self._lock.acquire(self._timeout_s):
+            raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
+        try:
+            deadline = time.monotonic() + self._timeout_s
+            try:
+                return self._in_transaction(self._connection(), deadline, calls)
             except sqlite3.Error as exc:
                 raise _wrap(exc, self.path) from exc
         finally:
@@ -164,6 +273,13 @@ class SQLiteStore(LocalStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _outcome(call: Callable[..., T], *args: Any) -> tuple[bool, T | BaseException]:
+    try:
+        return True, call(*args)
+    except (StateError, ValueError, TypeError) as exc:
+        return False, exc
 
 
 def _read(conn: sqlite3.Connection, account: str) -> tuple[int, AccountState]:
