@@ -27,12 +27,29 @@ def _encoding() -> Any:
 def count_text(text: str) -> int:
     if not text:
         return 0
-    if len(text) > EXACT_CHARS:
-        return len(text) // 4
-    # encode_ordinary: text that spells a special token ("<|endoftext|>") is the user's text, to
-    # be counted like any other; `encode` would refuse it. It also skips `encode`'s per-call
-    # bookkeeping, at a third of the cost.
-    return len(_encoding().encode_ordinary(text))
+    size = len(text)
+    if size > EXACT_CHARS:
+        return size // 4
+    # A conversation resends every earlier message with each new one, and system prompts repeat
+    # across users, so most texts have been counted before. The key is the text's hash, not the
+    # text: no prompt is kept. Two texts of one length and one hash would share a count; that
+    # only moves a reservation, which the upstream's usage corrects.
+    key = (size, hash(text))
+    tokens = _COUNTED.get(key)
+    if tokens is None:
+        # encode_ordinary: text that spells a special token ("<|endoftext|>") is the user's
+        # text, counted like any other; `encode` would refuse it. It also skips `encode`'s
+        # per-call bookkeeping, at a third of the cost.
+        tokens = len(_encoding().encode_ordinary(text))
+        if len(_COUNTED) >= COUNTED_TEXTS:
+            del _COUNTED[next(iter(_COUNTED))]  # the oldest
+        _COUNTED[key] = tokens
+    return tokens
+
+
+# Token counts of recent texts, by (length, hash); about 100 bytes an entry.
+COUNTED_TEXTS = 65_536
+_COUNTED: dict[tuple[int, int], int] = {}
 
 
 def _content_tokens(content: Any) -> int:
