@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import marshal
 import os
 import sqlite3
@@ -54,6 +55,8 @@ from gigawatt.limits.types import (
     WindowSpec,
 )
 
+log = logging.getLogger(__name__)
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS account_state "
     "(account TEXT PRIMARY KEY, state BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1)"
@@ -70,6 +73,7 @@ _SYNCHRONOUS = ("normal", "full")
 _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
+CHECKPOINT_EVERY_S = 0.5
 # States kept per process: about 1 KB each. An account not among them costs one read more.
 DEFAULT_CACHED_ACCOUNTS = 65_536
 
@@ -91,6 +95,9 @@ class SQLiteStore(LocalStore):
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._lock = FairLock()
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._checkpointer_lock = threading.Lock()
         # account -> (version, state) as this process last wrote or read it; guarded by _lock.
         self._known: dict[str, tuple[int, AccountState]] = {}
         # Calls made on an event loop during its current turn, run together at its end.
@@ -118,8 +125,38 @@ class SQLiteStore(LocalStore):
             _add_version_column(conn)
             # From here on, waiting is done in `_retry`; SQLite answers "busy" at once.
             conn.execute("PRAGMA busy_timeout=0")
+            # Checkpoints run in a thread of their own (`_checkpoints`): one inside a commit
+            # syncs the database file and held a gateway's event loop for up to 30 ms.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
+            self._start_checkpoints()
         return conn
+
+    def _start_checkpoints(self) -> None:
+        with self._checkpointer_lock:
+            if self._checkpointer is None or not self._checkpointer.is_alive():
+                self._stop.clear()
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoints, name="gigawatt-sqlite-checkpoints", daemon=True
+                )
+                self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        """Copy the WAL into the database every `CHECKPOINT_EVERY_S`, on a connection of its
+        own, without waiting for anyone: writers go on meanwhile, and a checkpoint that finds
+        the file busy (another process checkpointing) just waits for the next turn."""
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    log.debug("checkpoint of %s skipped", self.path, exc_info=True)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def apply(self, account: str, change: Callable[[AccountState], T]) -> T:
         if not self._lock.acquire(self._timeout_s):
@@ -220,7 +257,7 @@ class SQLiteStore(LocalStore):
                 outcomes = [_outcome(self.apply, *calls[0])]
             else:
                 outcomes = self._apply_together(calls)
-        except Exception as exc:  # noqa: BLE001 (every waiting caller must hear of it)
+        except Exception as exc:  # every waiting caller must hear of it
             outcomes = [(False, exc)] * len(queued)
         for (_, _, future), (ok, value) in zip(queued, outcomes, strict=True):
             if future.done():  # cancelled while queued; the call was made all the same
@@ -273,6 +310,10 @@ class SQLiteStore(LocalStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        self._stop.set()
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer is not threading.current_thread():
+            checkpointer.join(timeout=self._timeout_s)
 
 
 def _outcome(call: Callable[..., T], *args: Any) -> tuple[bool, T | BaseException]:
