@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gigawatt.errors import StateError
 from gigawatt.gateway import admin, translate
@@ -462,7 +463,7 @@ class Gateway:
         if route.upstream.forward_priority:
             # vLLM serves lower numbers first; gigawatt's plans rank higher numbers first.
             body["priority"] = -plan.priority
-        return json.dumps(body).encode()
+        return orjson.dumps(body)
 
     async def _upstream_refused(
         self, response: aiohttp.ClientResponse, upstream: Upstream, admitted: Admitted
@@ -494,7 +495,7 @@ class Gateway:
     ) -> str:
         try:
             raw = await response.read()
-            data = json.loads(raw)
+            data = orjson.loads(raw)
         except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
             await self._settle(admitted, None)
             if isinstance(exc, TimeoutError):
@@ -520,7 +521,7 @@ class Gateway:
                 raise GatewayError(
                     "upstream_error", f"{route.upstream.name} answered untranslatably: {exc}"
                 ) from exc
-            raw = json.dumps(data).encode()
+            raw = orjson.dumps(data)
         # In the same dialect the upstream's own bytes go back as they came.
         await _send(send, 200, raw, [("content-type", "application/json"), *limit_headers])
         return "ok"
@@ -734,7 +735,7 @@ def _stream_translator(
 
 
 def _sse(event: str | None, data: dict[str, Any]) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"))
+    payload = orjson.dumps(data).decode()
     if event is None:
         return f"data: {payload}\n\n".encode()
     return f"event: {event}\ndata: {payload}\n\n".encode()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from gigawatt.gateway.errors import GatewayError
 
@@ -31,8 +32,8 @@ def api_key(headers: dict[str, str]) -> str | None:
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise GatewayError("invalid_request", f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise GatewayError("invalid_request", "the request body must be a JSON object")

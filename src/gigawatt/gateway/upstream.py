@@ -7,13 +7,13 @@ does (docs/gateway.md).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gigawatt.gateway.requests import Dialect
 from gigawatt.gateway.tokens import count_text
@@ -162,7 +162,7 @@ def _decode(data: list[bytes]) -> dict[str, Any] | None:
     if text == b"[DONE]":
         return None
     try:
-        value = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
