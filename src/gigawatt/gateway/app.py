@@ -35,7 +35,7 @@ from gigawatt.gateway.requests import (
     parse_openai,
     with_max_tokens,
 )
-from gigawatt.gateway.tokens import count_request_tokens
+from gigawatt.gateway.tokens import count_request_tokens, load_tokenizer
 from gigawatt.gateway.upstream import (
     Route,
     StreamMeter,
@@ -103,6 +103,8 @@ class Gateway:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        # Loading the tokenizer takes about half a second: at startup, not in the first request.
+        load_tokenizer()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         for upstream in self.policy.upstreams:

@@ -24,6 +24,10 @@ def _encoding() -> Any:
     return bpe_openai.get_encoding("o200k_base")
 
 
+def load_tokenizer() -> None:
+    _encoding()
+
+
 def count_text(text: str) -> int:
     if not text:
         return 0
