@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from gigawatt.errors import StateError
 from gigawatt.gateway import admin, translate
@@ -93,6 +94,9 @@ class Gateway:
             for model in upstream.models:
                 self.routes.setdefault(model, upstream)
         self.upstream_urls = dict(upstream_urls or {})
+        self._ways: dict[
+            tuple[str, str, bool], tuple[Route, URL, dict[str, str], aiohttp.ClientTimeout]
+        ] = {}
         self.pools = {u.name: Pool(u.name, u.max_inflight) for u in policy.upstreams}
         self.session: aiohttp.ClientSession | None = None
         self._sim_servers: list[Any] = []
@@ -392,19 +396,13 @@ class Gateway:
         send: Send,
         limit_headers: list[tuple[str, str]],
     ) -> str:
-        upstream_dialect: Dialect = dialect if upstream.protocol == "sim" else upstream.protocol  # type: ignore[assignment]
-        route = Route(upstream, self._base_url(upstream), upstream_dialect)
+        route, url, upstream_headers, timeout = self._way(upstream, dialect, request.stream)
         body = self._upstream_body(request, route, plan)
         assert self.session is not None, "the gateway was not started"
-        timeout = aiohttp.ClientTimeout(
-            total=None if request.stream else upstream.timeout_s,
-            sock_connect=min(10.0, upstream.timeout_s),
-            sock_read=upstream.timeout_s,
-        )
         started = time.perf_counter()
         try:
             response = await self.session.post(
-                route.url(), data=body, headers=route.headers(), timeout=timeout
+                url, data=body, headers=upstream_headers, timeout=timeout
             )
         except TimeoutError as exc:
             await self._settle(admitted, None)
@@ -429,6 +427,24 @@ class Gateway:
             self.metrics.observe(
                 "gigawatt_upstream_seconds", time.perf_counter() - started, upstream=upstream.name
             )
+
+    def _way(
+        self, upstream: Upstream, dialect: Dialect, stream: bool
+    ) -> tuple[Route, URL, dict[str, str], aiohttp.ClientTimeout]:
+        """The route to `upstream` for a client speaking `dialect`, with its parsed URL, headers
+        and timeouts: made once, since parsing a URL costs more than the rest of a lookup."""
+        key = (upstream.name, dialect, stream)
+        way = self._ways.get(key)
+        if way is None:
+            upstream_dialect: Dialect = dialect if upstream.protocol == "sim" else upstream.protocol  # type: ignore[assignment]
+            route = Route(upstream, self._base_url(upstream), upstream_dialect)
+            timeout = aiohttp.ClientTimeout(
+                total=None if stream else upstream.timeout_s,
+                sock_connect=min(10.0, upstream.timeout_s),
+                sock_read=upstream.timeout_s,
+            )
+            way = self._ways[key] = (route, URL(route.url()), route.headers(), timeout)
+        return way
 
     def _base_url(self, upstream: Upstream) -> str:
         url = self.upstream_urls.get(upstream.name) or upstream.url
