@@ -523,6 +523,7 @@ class Lab:
         log = self.tmp / f"{target.key}.log"
         cmd = [sys.executable, str(HERE / "passthrough.py"), "--upstream", self.upstream_base]
         cmd += ["--port", str(port), "--client", client or "aiohttp"]
+        cmd += ["--workers", str(target.workers)]
         proc = spawn([*cmd, "--server", server_name or "uvicorn"], log)
         self.stack.callback(stop, proc)
         base = f"http://127.0.0.1:{port}"
@@ -761,6 +762,7 @@ def main_targets(litellm: Path | None) -> list[Target]:
     targets = [
         Target("direct", "direct to the upstream", "direct"),
         Target("pass", "pass-through proxy", "pass-through"),
+        Target("pass-2w", "pass-through proxy", "pass-through", workers=2),
         Target("gw-memory", "gigawatt", "gigawatt", "memory"),
         Target("gw-sqlite", "gigawatt", "gigawatt", "sqlite"),
         Target("gw-redis", "gigawatt", "gigawatt", "redis"),
@@ -1065,11 +1067,23 @@ def targets_met(results: Results) -> list[tuple[str, str, bool | None]]:
     out: list[tuple[str, str, bool | None]] = [
         (
             f"gigawatt (SQLite, 1 worker) >= {SHARE_OF_PASSTHROUGH_TARGET:.0%} of the "
-            "pass-through proxy's requests/s",
+            "pass-through proxy's requests/s (1 worker)",
             f"{share:.0%}",
             share >= SHARE_OF_PASSTHROUGH_TARGET,
         )
     ]
+    if "gw-sqlite-2w" in by and "pass-2w" in by:
+        # Each at its best on this machine, with 1 or 2 worker processes.
+        best_gw = max(sqlite.per_s, by["gw-sqlite-2w"].per_s)
+        best_pass = max(passthrough.per_s, by["pass-2w"].per_s)
+        out.append(
+            (
+                f"gigawatt (SQLite, best of 1 and 2 workers) >= "
+                f"{SHARE_OF_PASSTHROUGH_TARGET:.0%} of the pass-through proxy's best",
+                f"{best_gw / best_pass:.0%}",
+                best_gw / best_pass >= SHARE_OF_PASSTHROUGH_TARGET,
+            )
+        )
     if "litellm" in by:
         times = sqlite.per_s / by["litellm"].per_s
         out.append(
@@ -1173,9 +1187,10 @@ def reading(results: Results) -> str:
     if rd_busy < 0.9 * sq_busy:
         parts.append(
             f"**Redis** also leaves the gateway process idle part of the time: it used "
-            f"{rd_busy:.2f} of a core against {sq_busy:.2f} with SQLite. The limiter's calls are "
-            "synchronous, so the event loop waits out each of the two Redis round trips per "
-            "request (admit, reconcile) and serves no one meanwhile."
+            f"{rd_busy:.2f} of a core against {sq_busy:.2f} with SQLite. Its calls are awaited, "
+            "so the event loop serves other requests meanwhile, but each request waits out two "
+            "round trips (admit, reconcile), and when every request in flight is waiting on Redis "
+            "or the upstream the process has nothing to do."
         )
     two = sq2.per_s / sq.per_s
     parts.append(
@@ -1186,6 +1201,14 @@ def reading(results: Results) -> str:
             "process has little idle CPU to take."
             if two < 1.3
             else "the second process finds CPU the first left idle."
+        )
+        + (
+            f" The pass-through with two workers serves {by['pass-2w'].per_s:,.0f} requests/s "
+            f"({by['pass-2w'].per_s / pt.per_s:.2f}x one), so at their best gigawatt with SQLite "
+            f"serves {max(sq.per_s, sq2.per_s) / max(pt.per_s, by['pass-2w'].per_s):.0%} of "
+            "what the pass-through does."
+            if "pass-2w" in by
+            else ""
         )
         + f" **One account** for all {results.concurrency} connections (the same SQLite "
         f"gateway, one key) gets {hot.per_s:,.0f} requests/s ({hot.per_s / sq.per_s:.0%} of "

@@ -1,7 +1,7 @@
 """A minimal pass-through proxy: the floor a Python gateway on the same stack can reach.
 
     .venv/bin/python benchmarks/passthrough.py --upstream http://127.0.0.1:8001 --port 8002
-        [--client aiohttp|httpx] [--server uvicorn|granian]
+        [--client aiohttp|httpx] [--server uvicorn|granian] [--workers N]
 
 A pure ASGI app that forwards every request (method, path, query, body, content type and
 authorization) to the upstream and sends back its status, content type and body. No limits, no
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp")
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args(argv)
     os.environ[UPSTREAM_ENV] = args.upstream
     os.environ[CLIENT_ENV] = args.client
@@ -171,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # The options `gigawatt serve` runs the gateway with.
     uvicorn.run(
-        app(),
+        # Worker processes import the app by name, as `gigawatt serve --workers N` does.
+        "passthrough:app" if args.workers > 1 else app(),
+        factory=args.workers > 1,
+        app_dir=str(Path(__file__).resolve().parent),
+        workers=args.workers,
         host=args.host,
         port=args.port,
         loop="uvloop",
