@@ -1,6 +1,8 @@
 -- admit: ARGV = now, reservation id, deadline, bucket count, window count, credits, key ttl,
---   then per bucket: key, limit, interval, cost
+--   then each bucket's cost,
+--   then per bucket: key, limit, interval
 --   then per window: key, mode (s|a|r), length, limit, start, end, relief_at, relief_limit
+-- (the caller formats everything after the costs once per set of limits)
 -- returns {admitted, refused (e.g. "b2", "w1" or ""), retry_after ("" if never),
 --   per bucket its TAT after, per window: used, reset ("" if none), period, end}
 local now = tonumber(ARGV[1])
@@ -11,23 +13,33 @@ local credits = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
 
 local buckets, windows = {}, {}
-local a = 8
+local a = 8 + nb
 for i = 1, nb do
+  local cost_s = ARGV[7 + i]
   buckets[i] = {key = ARGV[a], limit = tonumber(ARGV[a + 1]), interval = tonumber(ARGV[a + 2]),
-                cost = tonumber(ARGV[a + 3]), interval_s = ARGV[a + 2], cost_s = ARGV[a + 3]}
-  a = a + 4
+                cost = tonumber(cost_s), interval_s = ARGV[a + 2], cost_s = cost_s}
+  a = a + 3
 end
-for i = 1, nw do
-  windows[i] = {key = ARGV[a], mode = ARGV[a + 1], length = tonumber(ARGV[a + 2]),
-                limit = tonumber(ARGV[a + 3]), start = tonumber(ARGV[a + 4]),
-                finish = tonumber(ARGV[a + 5]), relief_at = tonumber(ARGV[a + 6]),
-                relief_limit = tonumber(ARGV[a + 7])}
-  a = a + 8
-end
-
 local fields = {'dl'}
 for _, b in ipairs(buckets) do fields[#fields + 1] = b.key end
-for _, w in ipairs(windows) do window_fields(fields, w.key) end
+for i = 1, nw do
+  local key, mode = ARGV[a], ARGV[a + 1]
+  local w = {key = key, mode = mode, length = tonumber(ARGV[a + 2]),
+             limit = tonumber(ARGV[a + 3]), start = tonumber(ARGV[a + 4]),
+             finish = tonumber(ARGV[a + 5]), relief_at = tonumber(ARGV[a + 6]),
+             relief_limit = tonumber(ARGV[a + 7])}
+  -- the window's field names, made once: a rolling window keeps slots, the others a start
+  -- and a total
+  if mode == 'r' then
+    fields[#fields + 1] = key .. ':r'
+  else
+    w.s, w.u = key .. ':s', key .. ':u'
+    fields[#fields + 1] = w.s
+    fields[#fields + 1] = w.u
+  end
+  windows[i] = w
+  a = a + 8
+end
 preload(fields)
 sweep(now)
 
@@ -126,16 +138,17 @@ end
 out[1], out[2], out[3] = 1, '', ''
 for _, b in ipairs(buckets) do out[#out + 1] = cache[b.key] end
 for i, w in ipairs(windows) do
-  local period, finish = charge_current(w, credits, now)
-  local period_s, finish_s = fmt(period), fmt(finish)
+  local period, finish, period_s = charge_current(w, credits, now)
+  local finish_s = fmt(finish)
   local rolling = 0
   if w.mode == 'r' then
     rolling = 1
+    period_s = fmt(period)
     local used, reset_at = open_usage(w, now)
     out[#out + 1] = fmt(used)
     out[#out + 1] = fmt(reset_at)
   else
-    out[#out + 1] = cache[w.key .. ':u']
+    out[#out + 1] = cache[w.u]
     out[#out + 1] = finish_s
   end
   out[#out + 1] = period_s

@@ -110,7 +110,7 @@ local function add_to_bucket(key, tokens, interval, now)
   hset(key, fmt(new_tat))
 end
 
--- (credits used, reset time or nil) of the period open at now
+-- (credits used, reset time or nil) of the period open at now (w.s, w.u: as charge_current)
 local function open_usage(w, now)
   if w.mode == 'r' then
     local slots, order = read_slots(w.key)
@@ -126,16 +126,17 @@ local function open_usage(w, now)
     if oldest == nil then return 0.0, nil end
     return used, (oldest + SLOTS) * slot_s
   end
-  local start = num(w.key .. ':s', nil)
+  local start = num(w.s, nil)
   if w.mode == 'a' then
-    if start == w.start then return num(w.key .. ':u', 0.0), w.finish end
+    if start == w.start then return num(w.u, 0.0), w.finish end
     return 0.0, w.finish
   end
   if start == nil or now >= start + w.length then return 0.0, nil end
-  return num(w.key .. ':u', 0.0), start + w.length
+  return num(w.u, 0.0), start + w.length
 end
 
--- returns period, end
+-- returns period, end and, for a session or anchored window, the period as written
+-- (w.s and w.u name a session or anchored window's fields)
 local function charge_current(w, credits, now)
   if w.mode == 'r' then
     local slot_s = w.length / SLOTS
@@ -148,7 +149,7 @@ local function charge_current(w, credits, now)
     write_slots(w.key, slots)
     return current, (current + SLOTS) * slot_s
   end
-  local start = num(w.key .. ':s', nil)
+  local start = num(w.s, nil)
   local used
   local finish
   if w.mode == 'a' then
@@ -156,7 +157,7 @@ local function charge_current(w, credits, now)
       start = w.start
       used = 0.0
     else
-      used = num(w.key .. ':u', 0.0)
+      used = num(w.u, 0.0)
     end
     finish = w.finish
   else
@@ -164,13 +165,14 @@ local function charge_current(w, credits, now)
       start = now
       used = 0.0
     else
-      used = num(w.key .. ':u', 0.0)
+      used = num(w.u, 0.0)
     end
     finish = start + w.length
   end
-  hset(w.key .. ':s', fmt(start))
-  hset(w.key .. ':u', fmt(used + credits))
-  return start, finish
+  local start_s = fmt(start)
+  hset(w.s, start_s)
+  hset(w.u, fmt(used + credits))
+  return start, finish, start_s
 end
 
 local function period_is_open(key, rolling, period, finish, now)

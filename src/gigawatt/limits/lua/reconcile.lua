@@ -41,7 +41,8 @@ for i = 1, nw do
     add_to_period(key, rolling, period, delta)
   elseif delta > 0 and mode ~= '-' then
     charge_current({key = key, mode = mode, length = tonumber(ARGV[a + 6]),
-                    start = tonumber(ARGV[a + 7]), finish = tonumber(ARGV[a + 8])}, delta, now)
+                    start = tonumber(ARGV[a + 7]), finish = tonumber(ARGV[a + 8]),
+                    s = key .. ':s', u = key .. ':u'}, delta, now)
   end
   a = a + 9
 end

@@ -234,7 +234,7 @@ class RedisStore:
 
 def admit_args(request: AdmitRequest, now: float, ttl_s: int) -> list[str | int]:
     buckets, costs, windows, credits, rid, deadline = request
-    args: list[str | int] = [
+    return [
         _num(now),
         rid,
         _num(deadline),
@@ -242,9 +242,24 @@ def admit_args(request: AdmitRequest, now: float, ttl_s: int) -> list[str | int]
         len(windows),
         _num(credits),
         ttl_s,
+        *costs,
+        *_limit_args(buckets, windows),
     ]
-    for spec, cost in zip(buckets, costs, strict=True):
-        args += [spec.key, spec.limit, _num(spec.interval_s), cost]
+
+
+def _limit_args(
+    buckets: tuple[BucketSpec, ...], windows: tuple[WindowSpec, ...]
+) -> list[str | int]:
+    """The admit script's arguments that describe the limits: the same for every request under
+    one set of limits (until a peak or a week turns), so formatted once per set."""
+    key = (id(buckets), id(windows))
+    known = _LIMIT_ARGS.get(key)
+    # The entry holds the tuples themselves, so their ids cannot be reused while it lives.
+    if known is not None and known[0] is buckets and known[1] is windows:
+        return known[2]
+    args: list[str | int] = []
+    for spec in buckets:
+        args += [spec.key, spec.limit, _num(spec.interval_s)]
     for w in windows:
         args += [
             w.key,
@@ -256,7 +271,15 @@ def admit_args(request: AdmitRequest, now: float, ttl_s: int) -> list[str | int]
             _num(w.relief_at),
             _num(w.relief_limit),
         ]
+    if len(_LIMIT_ARGS) >= 1024:
+        _LIMIT_ARGS.clear()
+    _LIMIT_ARGS[key] = (buckets, windows, args)
     return args
+
+
+_LIMIT_ARGS: dict[
+    tuple[int, int], tuple[tuple[BucketSpec, ...], tuple[WindowSpec, ...], list[str | int]]
+] = {}
 
 
 def decode_admit_reply(
@@ -269,7 +292,7 @@ def decode_admit_reply(
 ) -> AdmitResult:
     admitted = int(reply[0]) == 1
     pos = 3 + len(buckets)
-    tats = tuple(float(x) for x in reply[3:pos])
+    tats = tuple(map(float, reply[3:pos]))
     usage = []
     window_charges = []
     for spec in windows:
@@ -312,20 +335,36 @@ def reconcile_args(
     ]
     for charge, actual in zip(reservation.buckets, actual_tokens, strict=True):
         args += [charge.key, _num(charge.interval_s), charge.tokens, actual]
+    credits, credits_s = None, ""
     for charge in reservation.windows:
+        if charge.credits != credits:  # every window of a reservation holds the same credits
+            credits, credits_s = charge.credits, _num(charge.credits)
         args += [
             charge.key,
             1 if charge.rolling else 0,
-            _num(charge.credits),
+            credits_s,
             _num(charge.period),
             _num(charge.end),
         ]
-        spec = windows_now.get(charge.key)
-        if spec is None:
-            args += ["-", "0", "0", "0"]
-        else:
-            args += [_MODES[spec.mode], _num(spec.length_s), _num(spec.start), _num(spec.end)]
+        args += _window_now_args(windows_now.get(charge.key))
     return args
+
+
+def _window_now_args(spec: WindowSpec | None) -> tuple[str, ...]:
+    """How reconcile describes the window open now, formatted once per window spec."""
+    if spec is None:
+        return ("-", "0", "0", "0")
+    known = _WINDOW_NOW_ARGS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    args = (_MODES[spec.mode], _num(spec.length_s), _num(spec.start), _num(spec.end))
+    if len(_WINDOW_NOW_ARGS) >= 1024:
+        _WINDOW_NOW_ARGS.clear()
+    _WINDOW_NOW_ARGS[id(spec)] = (spec, args)
+    return args
+
+
+_WINDOW_NOW_ARGS: dict[int, tuple[WindowSpec, tuple[str, ...]]] = {}
 
 
 def decode_hash(fields: Mapping[bytes, bytes]) -> AccountState:
