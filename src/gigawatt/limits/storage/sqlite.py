@@ -14,7 +14,7 @@ a process under contention still finishes in two tries, not an unbounded number.
 Durability: `synchronous=NORMAL` (the default) survives a killed process, since a committed
 transaction is in the WAL; a power cut can lose the last commits, which for a limiter means a few
 requests' usage forgotten. `sqlite:///path?synchronous=full` makes every commit durable, at about
-a fifth of the throughput on the machines we measured (docs/benchmarks.md).
+a sixth of the throughput on the machines we measured (docs/benchmarks.md).
 
 Waiting for the lock: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, so a
 waiter can sleep 50 ms for a lock held 50 us, and an unlucky one times out. Threads of one process
