@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import redis
 
 from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.policy.model import Rate, Window
@@ -110,3 +111,30 @@ def test_two_sqlite_stores_batching_on_one_file_admit_exactly_the_limit(tmp_path
     finally:
         first.close()
         second.close()
+
+
+def test_redis_reloads_its_scripts_after_they_are_flushed(fresh_redis_url: str) -> None:
+    """A restarted or flushed Redis forgets the scripts: single, pipelined and plain calls all
+    load them again and decide as before."""
+    limiter = Limiter(make_policy(rate=Rate(rpm=10), windows=()), open_store(fresh_redis_url))
+    server = redis.Redis.from_url(fresh_redis_url)
+
+    async def burst(count: int) -> int:
+        try:
+            calls = [limiter.aadmit("a", "pro", "small", Usage(1, 1), T0) for _ in range(count)]
+            return sum(d.admitted for d in await asyncio.gather(*calls))
+        finally:
+            await limiter.store.aclose()  # type: ignore[attr-defined]
+
+    try:
+        assert limiter.admit("a", "pro", "small", Usage(1, 1), T0).admitted
+        server.script_flush()
+        assert asyncio.run(burst(4)) == 4  # pipelined
+        server.script_flush()
+        assert asyncio.run(burst(1)) == 1  # alone
+        server.script_flush()
+        assert limiter.admit("a", "pro", "small", Usage(1, 1), T0).admitted
+        assert asyncio.run(burst(6)) == 3  # the limit of 10 reached
+    finally:
+        server.close()
+        limiter.close()

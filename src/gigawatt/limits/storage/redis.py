@@ -45,6 +45,8 @@ from gigawatt.limits.types import (
 )
 
 _MODES = {"session": "s", "anchored": "a", "rolling": "r"}
+# A script call waiting for the end of the event loop's turn: script, account, arguments, answer.
+_Queued = tuple[str, str, list[str | int], "asyncio.Future[Any]"]
 _T = TypeVar("_T")
 
 
@@ -96,6 +98,8 @@ class RedisStore:
         self._url, self._options, self._cluster = url, options, cluster
         self._aclient: Any = None  # made on first use, inside the event loop that uses it
         self._aclient_made: asyncio.Future[Any] | None = None
+        self._queued: list[_Queued] = []
+        self._sending: set[asyncio.Future[None]] = set()
         self._scripts = {
             name: _script(load_script(name)) for name in ("admit", "reconcile", "release")
         }
@@ -155,7 +159,8 @@ class RedisStore:
 
     async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
         buckets, costs, windows, credits = request[:4]
-        reply = await self._aeval("admit", account, admit_args(request, now, self.key_ttl_s))
+        args = admit_args(request, now, self.key_ttl_s)
+        reply = await self._batched("admit", account, args)
         return decode_admit_reply(reply, buckets, costs, windows, credits, now)
 
     async def areconcile(
@@ -169,11 +174,11 @@ class RedisStore:
         args = reconcile_args(
             reservation, actual_tokens, actual_credits, windows_now, now, self.key_ttl_s
         )
-        return bool(await self._aeval("reconcile", reservation.account, args))
+        return bool(await self._batched("reconcile", reservation.account, args))
 
     async def arelease(self, reservation: Reservation, now: float) -> bool:
         args: list[str | int] = [_num(now), reservation.id]
-        return bool(await self._aeval("release", reservation.account, args))
+        return bool(await self._batched("release", reservation.account, args))
 
     async def aclose(self) -> None:
         if self._aclient is not None:
@@ -181,7 +186,61 @@ class RedisStore:
             self._aclient = None
         self._aclient_made = None
 
-    async def _aeval(self, name: str, account: str, args: list[str | int]) -> Any:
+    def _batched(self, name: str, account: str, args: list[str | int]) -> asyncio.Future[Any]:
+        """Queue one script call for the end of this turn of the event loop. The calls a turn
+        queues go to Redis together, in one pipeline: one write and one read on the socket, and
+        each script still runs atomically on its own. On a cluster each call goes alone."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send_queued)
+        self._queued.append((name, account, args, future))
+        return future
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.ensure_future(self._run_queued(queued))
+        self._sending.add(task)  # a task nobody holds may be collected before it ends
+        task.add_done_callback(self._sending.discard)
+
+    async def _run_queued(self, queued: list[_Queued]) -> None:
+        try:
+            if len(queued) == 1 or self._cluster:
+                outcomes = await asyncio.gather(
+                    *(self._aeval(name, account, args) for name, account, args, _ in queued),
+                    return_exceptions=True,
+                )
+            else:
+                outcomes = await self._pipelined(queued)
+        except Exception as exc:  # every waiting caller must hear of it
+            outcomes = [exc] * len(queued)
+        for (_, _, _, future), outcome in zip(queued, outcomes, strict=True):
+            if future.done():  # cancelled while queued; the call was made all the same
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def _pipelined(self, queued: list[_Queued]) -> list[Any]:
+        client = await self._client()
+        pipe = client.pipeline(transaction=False)
+        for name, account, args, _ in queued:
+            pipe.evalsha(self._scripts[name].sha, 1, account_key(account), *args)
+        replies = await self._acall(pipe.execute(raise_on_error=False))
+        outcomes: list[Any] = []
+        for (name, account, args, _), reply in zip(queued, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                try:
+                    reply = await self._aeval(name, account, args)  # loads the script
+                except StateError as exc:
+                    reply = exc
+            elif isinstance(reply, Exception):
+                reply = StateError(f"Redis failed: {reply}")
+            outcomes.append(reply)
+        return outcomes
+
+    async def _client(self) -> Any:
         client = self._aclient
         if client is None:
             # One client for every call: calls made before the first answer wait for it.
@@ -195,6 +254,10 @@ class RedisStore:
                     self._aclient_made = None  # the next call tries again
                 raise
             self._aclient = client
+        return client
+
+    async def _aeval(self, name: str, account: str, args: list[str | int]) -> Any:
+        client = await self._client()
         script = self._scripts[name]
         key = account_key(account)
         try:
