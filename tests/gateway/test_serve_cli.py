@@ -88,3 +88,13 @@ def test_bad_serve_arguments(args: list[str], message: str, tmp_path: Path) -> N
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_serving_process_collects_cycles_less_often() -> None:
+    code = (
+        "import gc; from gigawatt.gateway.serve import GC_YOUNG_THRESHOLD, tune_gc; "
+        "before = gc.get_freeze_count(); tune_gc(); "
+        "print(gc.get_threshold()[0] == GC_YOUNG_THRESHOLD, gc.get_freeze_count() > before)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]

@@ -38,7 +38,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from gigawatt.cli import report_policy_error
     from gigawatt.errors import PolicyError, StateError
-    from gigawatt.gateway.serve import CONFIG_ENV, build_gateway, load
+    from gigawatt.gateway.serve import CONFIG_ENV, build_gateway, load, tune_gc
 
     try:
         policy = load(args.config)
@@ -70,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
         "server_header": False,
     }
     if args.workers == 1:
+        tune_gc()
         uvicorn.run(gateway, **options)  # type: ignore[arg-type]
     else:
         if args.config is not None:
