@@ -74,8 +74,9 @@ _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
 CHECKPOINT_EVERY_S = 0.5
-# States kept per process: about 1 KB each. An account not among them costs one read more.
-DEFAULT_CACHED_ACCOUNTS = 65_536
+# States kept per process: about 1.2 KB each (20 MB in all). An account not among them costs
+# one read more.
+DEFAULT_CACHED_ACCOUNTS = 16_384
 
 
 class SQLiteStore(LocalStore):
