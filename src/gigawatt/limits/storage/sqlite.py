@@ -11,6 +11,11 @@ one-row transaction. When the UPDATE matches nothing, another process got there 
 decision is redone once under `BEGIN IMMEDIATE` (read, decide, write, holding the write lock), so
 a process under contention still finishes in two tries, not an unbounded number.
 
+On an event loop (`aadmit`, `areconcile`, `arelease`) the calls made during one turn of the loop
+run together when it ends, in one transaction, each decided on its own: a commit costs about as
+much as the write it carries, so a busy gateway pays one commit for many calls. Checkpoints (the
+WAL copied into the database) run every 0.5 s in a thread of the store, never inside a commit.
+
 Durability: `synchronous=NORMAL` (the default) survives a killed process, since a committed
 transaction is in the WAL; a power cut can lose the last commits, which for a limiter means a few
 requests' usage forgotten. `sqlite:///path?synchronous=full` makes every commit durable, at about
