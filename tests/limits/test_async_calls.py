@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,8 @@ from .policies import make_policy
 T0 = 1_796_000_000.0
 
 
-def test_async_calls_match_the_sync_ones(make_limiter: MakeLimiter) -> None:
-    windows = (Window("session-5h", "session", 5 * 3600, 3000.0),)
-    limiter = make_limiter(make_policy(rate=Rate(rpm=3), windows=windows))
+def run_on_a_loop(limiter: Limiter, steps: Callable[[], Awaitable[None]]) -> None:
+    """`steps` on a fresh event loop, then the store's event-loop client closed on that loop."""
 
     async def scenario() -> None:
         try:
@@ -28,6 +28,13 @@ def test_async_calls_match_the_sync_ones(make_limiter: MakeLimiter) -> None:
             close = getattr(limiter.store, "aclose", None)
             if close is not None:
                 await close()
+
+    asyncio.run(scenario())
+
+
+def test_async_calls_match_the_sync_ones(make_limiter: MakeLimiter) -> None:
+    windows = (Window("session-5h", "session", 5 * 3600, 3000.0),)
+    limiter = make_limiter(make_policy(rate=Rate(rpm=3), windows=windows))
 
     async def steps() -> None:
         first = await limiter.aadmit("a", "pro", "small", Usage(100, 100), T0)
@@ -44,7 +51,7 @@ def test_async_calls_match_the_sync_ones(make_limiter: MakeLimiter) -> None:
         assert (refused.admitted, refused.refused_by) == (False, "requests")
         assert refused.retry_after == pytest.approx(20.0)
 
-    asyncio.run(scenario())
+    run_on_a_loop(limiter, steps)
     session = next(s for s in limiter.snapshot("a", "pro", T0) if s.name == "session-5h")
     assert session.used == 100 + 5 * 20 + 2 * (1 + 5)
 
@@ -54,14 +61,6 @@ def test_calls_made_together_on_an_event_loop_decide_one_by_one(make_limiter: Ma
     limit is admitted, a bad call fails alone, and every reconcile and release counts."""
     windows = (Window("session-5h", "session", 5 * 3600, 10_000.0),)
     limiter = make_limiter(make_policy(rate=Rate(rpm=10), windows=windows))
-
-    async def scenario() -> None:
-        try:
-            await steps()
-        finally:
-            close = getattr(limiter.store, "aclose", None)
-            if close is not None:
-                await close()
 
     async def steps() -> None:
         decisions = await asyncio.gather(
@@ -82,7 +81,7 @@ def test_calls_made_together_on_an_event_loop_decide_one_by_one(make_limiter: Ma
         assert isinstance(settled[12], ValueError) and isinstance(settled[13], ValueError)
         assert not await limiter.arelease(held[0], T0)
 
-    asyncio.run(scenario())
+    run_on_a_loop(limiter, steps)
     used = {
         account: next(s for s in limiter.snapshot(account, "pro", T0) if s.name == "session-5h")
         for account in "ab"
