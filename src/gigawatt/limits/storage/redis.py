@@ -32,6 +32,7 @@ from redis.retry import Retry
 from gigawatt.errors import StateError, StateTimeout
 from gigawatt.limits import engine
 from gigawatt.limits.storage.base import AdmitRequest
+from gigawatt.limits.storage.turns import TurnBatch
 from gigawatt.limits.types import (
     AccountState,
     AdmitResult,
@@ -45,8 +46,8 @@ from gigawatt.limits.types import (
 )
 
 _MODES = {"session": "s", "anchored": "a", "rolling": "r"}
-# A script call waiting for the end of the event loop's turn: script, account, arguments, answer.
-_Queued = tuple[str, str, list[str | int], "asyncio.Future[Any]"]
+# A script call queued for the end of the event loop's turn: script, account, arguments.
+_Call = tuple[str, str, list[str | int]]
 _T = TypeVar("_T")
 
 
@@ -98,8 +99,7 @@ class RedisStore:
         self._url, self._options, self._cluster = url, options, cluster
         self._aclient: Any = None  # made on first use, inside the event loop that uses it
         self._aclient_made: asyncio.Future[Any] | None = None
-        self._queued: list[_Queued] = []
-        self._sending: set[asyncio.Future[None]] = set()
+        self._turns: TurnBatch[_Call] = TurnBatch(self._run_turn)
         self._scripts = {
             name: _script(load_script(name)) for name in ("admit", "reconcile", "release")
         }
@@ -186,50 +186,28 @@ class RedisStore:
             self._aclient = None
         self._aclient_made = None
 
-    def _batched(self, name: str, account: str, args: list[str | int]) -> asyncio.Future[Any]:
-        """Queue one script call for the end of this turn of the event loop. The calls a turn
-        queues go to Redis together, in one pipeline: one write and one read on the socket, and
-        each script still runs atomically on its own. On a cluster each call goes alone."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._send_queued)
-        self._queued.append((name, account, args, future))
-        return future
+    async def _batched(self, name: str, account: str, args: list[str | int]) -> Any:
+        return await self._turns.submit((name, account, args))
 
-    def _send_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        task = asyncio.ensure_future(self._run_queued(queued))
-        self._sending.add(task)  # a task nobody holds may be collected before it ends
-        task.add_done_callback(self._sending.discard)
+    async def _run_turn(self, calls: list[_Call]) -> list[Any]:
+        """The calls a turn queues go to Redis together, in one pipeline: one write and one read
+        on the socket, and each script still runs atomically on its own. On a cluster each
+        call goes alone."""
+        if len(calls) > 1 and not self._cluster:
+            return await self._pipelined(calls)
+        return await asyncio.gather(
+            *(self._aeval(name, account, args) for name, account, args in calls),
+            return_exceptions=True,
+        )
 
-    async def _run_queued(self, queued: list[_Queued]) -> None:
-        try:
-            if len(queued) == 1 or self._cluster:
-                outcomes = await asyncio.gather(
-                    *(self._aeval(name, account, args) for name, account, args, _ in queued),
-                    return_exceptions=True,
-                )
-            else:
-                outcomes = await self._pipelined(queued)
-        except Exception as exc:  # every waiting caller must hear of it
-            outcomes = [exc] * len(queued)
-        for (_, _, _, future), outcome in zip(queued, outcomes, strict=True):
-            if future.done():  # cancelled while queued; the call was made all the same
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-    async def _pipelined(self, queued: list[_Queued]) -> list[Any]:
+    async def _pipelined(self, calls: list[_Call]) -> list[Any]:
         client = await self._client()
         pipe = client.pipeline(transaction=False)
-        for name, account, args, _ in queued:
+        for name, account, args in calls:
             pipe.evalsha(self._scripts[name].sha, 1, account_key(account), *args)
         replies = await self._acall(pipe.execute(raise_on_error=False))
         outcomes: list[Any] = []
-        for (name, account, args, _), reply in zip(queued, replies, strict=True):
+        for (name, account, args), reply in zip(calls, replies, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 try:
                     reply = await self._aeval(name, account, args)  # loads the script

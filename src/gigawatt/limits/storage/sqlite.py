@@ -29,7 +29,6 @@ start at 50 us and never exceed 2 ms, until the state timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import marshal
@@ -50,6 +49,7 @@ from gigawatt.limits.storage.base import (
     reconciliation,
     releasing,
 )
+from gigawatt.limits.storage.turns import TurnBatch
 from gigawatt.limits.types import (
     AccountState,
     AdmitResult,
@@ -106,8 +106,9 @@ class SQLiteStore(LocalStore):
         self._checkpointer_lock = threading.Lock()
         # account -> (version, state) as this process last wrote or read it; guarded by _lock.
         self._known: dict[str, tuple[int, AccountState]] = {}
-        # Calls made on an event loop during its current turn, run together at its end.
-        self._queued: list[tuple[str, Callable[[AccountState], Any], asyncio.Future[Any]]] = []
+        self._turns: TurnBatch[tuple[str, Callable[[AccountState], Any]]] = TurnBatch(
+            self._run_turn
+        )
         self._cached_accounts = cached_accounts
         directory = os.path.dirname(os.path.abspath(path))
         try:
@@ -165,43 +166,56 @@ class SQLiteStore(LocalStore):
                 conn.close()
 
     def apply(self, account: str, change: Callable[[AccountState], T]) -> T:
+        return self._locked(self._decide, account, change)
+
+    def _locked(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(connection, deadline, *args)` on this thread's connection, holding the
+        process's turn at the file; SQLite's errors become `StateError`."""
         if not self._lock.acquire(self._timeout_s):
             raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
         try:
             deadline = time.monotonic() + self._timeout_s
             try:
-                conn = self._connection()
-                # Taken out while in use: if anything below fails, the next call reads afresh.
-                known = self._known.pop(account, None)
-                if known is None:
-                    known = self._retry(conn, deadline, _read, account)
-                version, state = known
-                result = change(state)
-                if self._retry(conn, deadline, _write, account, version, encode_state(state)):
-                    self._remember(account, version + 1, state)
-                    return result
-                # Another process wrote this account since: decide again holding the lock.
-                ok, value = self._in_transaction(conn, deadline, [(account, change)])[0]
+                return work(self._connection(), deadline, *args)
             except sqlite3.Error as exc:
                 raise _wrap(exc, self.path) from exc
         finally:
             self._lock.release()
-        if not ok:
-            raise value  # type: ignore[misc]
-        return value  # type: ignore[return-value]
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        deadline: float,
+        account: str,
+        change: Callable[[AccountState], T],
+    ) -> T:
+        # Taken out while in use: if anything below fails, the next call reads afresh.
+        known = self._known.pop(account, None)
+        if known is None:
+            known = self._retry(conn, deadline, _read, account)
+        version, state = known
+        result = change(state)
+        if self._retry(conn, deadline, _write, account, version, encode_state(state)):
+            self._remember(account, version + 1, state)
+            return result
+        # Another process wrote this account since: decide again holding the lock.
+        outcome = self._in_transaction(conn, deadline, [(account, change)])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
 
     def _in_transaction(
         self,
         conn: sqlite3.Connection,
         deadline: float,
         calls: list[tuple[str, Callable[[AccountState], Any]]],
-    ) -> list[tuple[bool, Any]]:
-        """Every call in one `BEGIN IMMEDIATE` transaction: (True, result) or (False, the
-        exception it raised) for each. One call's own error leaves the others to commit."""
+    ) -> list[Any]:
+        """Every call in one `BEGIN IMMEDIATE` transaction: its result, or the exception it
+        raised, for each. One call's own error leaves the others to commit."""
         self._retry(conn, deadline, _execute, "BEGIN IMMEDIATE")
         try:
             staged: dict[str, tuple[int, AccountState]] = {}
-            results: list[tuple[bool, Any]] = []
+            outcomes: list[Any] = []
             for account, change in calls:
                 known = staged.pop(account, None) or self._known.pop(account, None)
                 version, state = known if known is not None else _read(conn, account)
@@ -214,22 +228,22 @@ class SQLiteStore(LocalStore):
                         result = change(state)
                         _write(conn, account, version, encode_state(state))
                 except (ValueError, TypeError) as exc:  # the call's own bad input
-                    results.append((False, exc))  # its state may be half changed: not kept
+                    outcomes.append(exc)  # its state may be half changed: not kept
                     continue
                 staged[account] = (version + 1, state)
-                results.append((True, result))
+                outcomes.append(result)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
         for account, (version, state) in staged.items():
             self._remember(account, version, state)
-        return results
+        return outcomes
 
     # --- for an event loop: the calls of one turn of the loop share a transaction ------------
 
     async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        return await self._batched(account, admission(request, now))
+        return await self._turns.submit((account, admission(request, now)))  # type: ignore[no-any-return]
 
     async def areconcile(
         self,
@@ -240,52 +254,21 @@ class SQLiteStore(LocalStore):
         now: float,
     ) -> bool:
         change = reconciliation(reservation, actual_tokens, actual_credits, windows_now, now)
-        return await self._batched(reservation.account, change)
+        return await self._turns.submit((reservation.account, change))  # type: ignore[no-any-return]
 
     async def arelease(self, reservation: Reservation, now: float) -> bool:
-        return await self._batched(reservation.account, releasing(reservation, now))
+        change = releasing(reservation, now)
+        return await self._turns.submit((reservation.account, change))  # type: ignore[no-any-return]
 
-    def _batched(self, account: str, change: Callable[[AccountState], T]) -> asyncio.Future[T]:
-        """Queue the call for the end of this turn of the event loop. A commit costs as much as
-        the write it carries, so the calls a busy gateway makes together commit together."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._run_queued)
-        self._queued.append((account, change, future))
-        return future
-
-    def _run_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        calls = [(account, change) for account, change, _ in queued]
+    def _run_turn(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
+        """A commit costs as much as the write it carries, so a turn's calls commit together
+        (one alone takes the cheaper way of a plain call)."""
+        if len(calls) > 1:
+            return self._locked(self._in_transaction, calls)
         try:
-            if len(calls) == 1:
-                outcomes = [_outcome(self.apply, *calls[0])]
-            else:
-                outcomes = self._apply_together(calls)
-        except Exception as exc:  # every waiting caller must hear of it
-            outcomes = [(False, exc)] * len(queued)
-        for (_, _, future), (ok, value) in zip(queued, outcomes, strict=True):
-            if future.done():  # cancelled while queued; the call was made all the same
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-    def _apply_together(
-        self, calls: list[tuple[str, Callable[[AccountState], Any]]]
-    ) -> list[tuple[bool, Any]]:
-        if not self._lock.acquire(self._timeout_s):
-            raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
-        try:
-            deadline = time.monotonic() + self._timeout_s
-            try:
-                return self._in_transaction(self._connection(), deadline, calls)
-            except sqlite3.Error as exc:
-                raise _wrap(exc, self.path) from exc
-        finally:
-            self._lock.release()
+            return [self.apply(*calls[0])]
+        except (StateError, ValueError, TypeError) as exc:
+            return [exc]
 
     def _remember(self, account: str, version: int, state: AccountState) -> None:
         known = self._known
@@ -320,13 +303,6 @@ class SQLiteStore(LocalStore):
         checkpointer = self._checkpointer
         if checkpointer is not None and checkpointer is not threading.current_thread():
             checkpointer.join(timeout=self._timeout_s)
-
-
-def _outcome(call: Callable[..., T], *args: Any) -> tuple[bool, T | BaseException]:
-    try:
-        return True, call(*args)
-    except (StateError, ValueError, TypeError) as exc:
-        return False, exc
 
 
 def _read(conn: sqlite3.Connection, account: str) -> tuple[int, AccountState]:

@@ -1,0 +1,72 @@
+"""Calls made during one turn of an event loop, run together when the turn ends.
+
+A store whose cost is per round trip or per commit rather than per call (SQLite, Redis) queues a
+gateway's calls here and runs them at once: a busy gateway makes many in one turn of its loop.
+Each call is still decided on its own; only the trip to the state store is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+Call = TypeVar("Call")
+# What running a batch gives back: one result, or the exception it raised, per call, in order.
+Outcomes = Sequence[Any]
+
+
+class TurnBatch(Generic[Call]):
+    """Queues calls until the end of the current turn of the running event loop, then hands them
+    all to `run`, which returns (or, when it is a coroutine function, resolves to) one outcome
+    per call: a result, or the exception that call raised. An exception from `run` itself goes to
+    every call of the batch."""
+
+    def __init__(self, run: Callable[[list[Call]], Outcomes | Awaitable[Outcomes]]) -> None:
+        self._run = run
+        self._queued: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._running: set[asyncio.Future[None]] = set()
+
+    def submit(self, call: Call) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._end_of_turn)
+        self._queued.append((call, future))
+        return future
+
+    def _end_of_turn(self) -> None:
+        queued, self._queued = self._queued, []
+        futures = [future for _, future in queued]
+        try:
+            outcomes = self._run([call for call, _ in queued])
+        except Exception as exc:  # every waiting caller must hear of it
+            _deliver(futures, [exc] * len(futures))
+            return
+        if inspect.isawaitable(outcomes):
+            task = asyncio.ensure_future(_deliver_when_done(futures, outcomes))
+            self._running.add(task)  # a task nobody holds may be collected before it ends
+            task.add_done_callback(self._running.discard)
+        else:
+            _deliver(futures, outcomes)
+
+
+async def _deliver_when_done(
+    futures: list[asyncio.Future[Any]], outcomes: Awaitable[Outcomes]
+) -> None:
+    try:
+        done = await outcomes
+    except Exception as exc:  # every waiting caller must hear of it
+        done = [exc] * len(futures)
+    _deliver(futures, done)
+
+
+def _deliver(futures: list[asyncio.Future[Any]], outcomes: Outcomes) -> None:
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if future.done():  # cancelled while queued; the call was made all the same
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
