@@ -55,7 +55,8 @@ import importlib.resources
 import math
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from os import PathLike
 from pathlib import Path
@@ -158,9 +159,17 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
 
 def read_text(path: str | PathLike[str]) -> str:
     """A gigawatt file's text; `PolicyError` saying why when it cannot be read."""
+    with reading(path):
+        return Path(path).read_bytes().decode("utf-8")
+
+
+@contextmanager
+def reading(path: str | PathLike[str]) -> Iterator[str]:
+    """Around reading a gigawatt file: a missing, unreadable or non-UTF-8 file becomes a
+    `PolicyError` saying which. Yields the file's name as errors give it."""
     source = str(path)
     try:
-        return Path(path).read_bytes().decode("utf-8")
+        yield source
     except FileNotFoundError:
         raise PolicyError(source, [Problem("", "no such file")]) from None
     except UnicodeDecodeError as exc:

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gigawatt.errors import PolicyError, Problem
+from gigawatt.policy.load import reading
 
 _NAMES = {
     "time": ("timestamp", "time", "arrival_time"),
@@ -54,16 +55,8 @@ class Trace:
 
 def read_trace(path: str | PathLike[str]) -> Trace:
     """Read a trace CSV; PolicyError naming each bad line (the first 20) if any is unusable."""
-    source = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return _parse(csv.reader(handle), source)
-    except FileNotFoundError:
-        raise PolicyError(source, [Problem("", "no such file")]) from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not UTF-8 text: {exc}")]) from None
-    except OSError as exc:
-        raise PolicyError(source, [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
+    with reading(path) as source, open(path, newline="", encoding="utf-8") as handle:
+        return _parse(csv.reader(handle), source)
 
 
 def _parse(rows: object, source: str) -> Trace:
