@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
@@ -34,7 +33,6 @@ import pstats
 import re
 import resource
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -56,7 +54,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from report import library_version, md_table, write_section
+from report import library_version, md_table, run_stamp, write_section
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -1619,9 +1617,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.serve, args.port, args.keys_out, args.accounts, args.profile_out)
     # Wide enough for the tables when the output is not a terminal.
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    given = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "benchmarks/gateway.py", *given])
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command, when = run_stamp("gateway.py", argv)
     if args.profile:
         profile(args, console)
         return 0

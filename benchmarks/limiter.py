@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import datetime as dt
 import os
 import platform
 import pstats
-import shlex
 import shutil
 import socket
 import sqlite3
@@ -47,7 +45,7 @@ from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.limits.storage.redis import RedisStore
 from gigawatt.limits.storage.sqlite import decode_state, encode_state
 from gigawatt.policy.model import CreditWeights, Gateway, Model, Plan, Policy, Rate, Window
-from report import library_version, md_table, write_section
+from report import library_version, md_table, run_stamp, write_section
 
 ACCOUNTS = 10_000
 PLAN, MODEL = "bench", "bench-model"
@@ -1050,11 +1048,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile(args.redis_url, args.seconds, console)
         return 0
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command, when = run_stamp("limiter.py", argv)
     results = benchmark(args.redis_url, args.seconds, console)
     print_tables(results, console)
-    given = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "benchmarks/limiter.py", *given])
     write_section(args.out, markdown(results, command, when), START, END)
     console.print(f"wrote the Limiter section of {args.out}")
     return 0

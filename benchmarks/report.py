@@ -3,7 +3,10 @@ docs/benchmarks.md, and the commit the measured code is at."""
 
 from __future__ import annotations
 
+import datetime as dt
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,14 @@ def library_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "an unknown commit"
     return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
+
+
+def run_stamp(script: str, argv: list[str] | None) -> tuple[str, str]:
+    """The command line that reproduces this run (`argv` as `main` got it, or the process's),
+    and the time it started, as the benchmark's section states them."""
+    given = sys.argv[1:] if argv is None else argv
+    command = shlex.join([".venv/bin/python", f"benchmarks/{script}", *given])
+    return command, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def md_table(columns: tuple[str, ...], body: list[list[str]], left: int = 1) -> list[str]:

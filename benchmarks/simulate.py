@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -52,7 +50,7 @@ from gigawatt.sim.metrics import Scenario, summarise
 from gigawatt.sim.run import Simulation
 from gigawatt.sim.simulate import Setup, simulate_all
 from gigawatt.sim.workload import build_workload, mean_requests, sample_fraction
-from report import library_version, md_table, write_section
+from report import library_version, md_table, run_stamp, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "examples" / "policy.toml"
@@ -501,11 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     console = Console()
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command, when = run_stamp("simulate.py", argv)
     results = benchmark(args, console)
     print_tables(results, console)
-    given = sys.argv[1:] if argv is None else argv
-    command = shlex.join([".venv/bin/python", "benchmarks/simulate.py", *given])
     write_section(args.out, markdown(results, command, when), START, END)
     console.print(f"wrote the Simulator section of {args.out}")
     return 0
