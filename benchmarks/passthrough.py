@@ -17,12 +17,13 @@ granian, which imports its target by name, builds the same app as uvicorn.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
+
+from gigawatt.gateway.serve import tune_gc
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,7 +31,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 UPSTREAM_ENV, CLIENT_ENV = "PASSTHROUGH_UPSTREAM", "PASSTHROUGH_CLIENT"
-GC_YOUNG_THRESHOLD = 50_000  # as gigawatt serve
 FORWARDED = (b"content-type", b"authorization", b"x-api-key", b"anthropic-version")
 
 
@@ -138,10 +138,8 @@ class PassThrough:
 
 def app() -> PassThrough:
     """The factory granian and uvicorn call: the app the environment describes. The process's
-    cycle collector is set as `gigawatt serve` sets its own (gateway/serve.py)."""
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    cycle collector is set as `gigawatt serve` sets its own."""
+    tune_gc()
     return PassThrough(os.environ[UPSTREAM_ENV], os.environ.get(CLIENT_ENV, "aiohttp"))
 
 
