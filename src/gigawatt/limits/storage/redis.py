@@ -293,34 +293,43 @@ def _limit_args(
 ) -> list[str | int]:
     """The admit script's arguments that describe the limits: the same for every request under
     one set of limits (until a peak or a week turns), so formatted once per set."""
-    key = (id(buckets), id(windows))
-    known = _LIMIT_ARGS.get(key)
-    # The entry holds the tuples themselves, so their ids cannot be reused while it lives.
-    if known is not None and known[0] is buckets and known[1] is windows:
-        return known[2]
-    args: list[str | int] = []
-    for spec in buckets:
-        args += [spec.key, spec.limit, _num(spec.interval_s)]
-    for w in windows:
-        args += [
-            w.key,
-            _MODES[w.mode],
-            _num(w.length_s),
-            _num(w.limit),
-            _num(w.start),
-            _num(w.end),
-            _num(w.relief_at),
-            _num(w.relief_limit),
-        ]
-    if len(_LIMIT_ARGS) >= 1024:
-        _LIMIT_ARGS.clear()
-    _LIMIT_ARGS[key] = (buckets, windows, args)
-    return args
+
+    def format_them() -> list[str | int]:
+        args: list[str | int] = []
+        for spec in buckets:
+            args += [spec.key, spec.limit, _num(spec.interval_s)]
+        for w in windows:
+            args += [
+                w.key,
+                _MODES[w.mode],
+                _num(w.length_s),
+                _num(w.limit),
+                _num(w.start),
+                _num(w.end),
+                _num(w.relief_at),
+                _num(w.relief_limit),
+            ]
+        return args
+
+    return _formatted_once((buckets, windows), format_them)  # type: ignore[no-any-return]
 
 
-_LIMIT_ARGS: dict[
-    tuple[int, int], tuple[tuple[BucketSpec, ...], tuple[WindowSpec, ...], list[str | int]]
-] = {}
+def _formatted_once(specs: tuple[object, ...], format_them: Callable[[], _T]) -> _T:
+    """`format_them()`, remembered for these very spec objects (the limits of a plan and model
+    are the same objects until they change). The entry holds the objects, so their ids cannot
+    be reused while it lives."""
+    key = tuple(map(id, specs))
+    known = _FORMATTED.get(key)
+    if known is not None and known[0] == specs:
+        return known[1]  # type: ignore[no-any-return]
+    formatted = format_them()
+    if len(_FORMATTED) >= 1024:
+        _FORMATTED.clear()
+    _FORMATTED[key] = (specs, formatted)
+    return formatted
+
+
+_FORMATTED: dict[tuple[int, ...], tuple[tuple[object, ...], object]] = {}
 
 
 def decode_admit_reply(
@@ -395,17 +404,9 @@ def _window_now_args(spec: WindowSpec | None) -> tuple[str, ...]:
     """How reconcile describes the window open now, formatted once per window spec."""
     if spec is None:
         return ("-", "0", "0", "0")
-    known = _WINDOW_NOW_ARGS.get(id(spec))
-    if known is not None and known[0] is spec:
-        return known[1]
-    args = (_MODES[spec.mode], _num(spec.length_s), _num(spec.start), _num(spec.end))
-    if len(_WINDOW_NOW_ARGS) >= 1024:
-        _WINDOW_NOW_ARGS.clear()
-    _WINDOW_NOW_ARGS[id(spec)] = (spec, args)
-    return args
-
-
-_WINDOW_NOW_ARGS: dict[int, tuple[WindowSpec, tuple[str, ...]]] = {}
+    return _formatted_once(
+        (spec,), lambda: (_MODES[spec.mode], _num(spec.length_s), _num(spec.start), _num(spec.end))
+    )
 
 
 def decode_hash(fields: Mapping[bytes, bytes]) -> AccountState:
