@@ -75,10 +75,10 @@ class Limiter:
     ) -> tuple[str, RequestLimits, AdmitRequest]:
         """The plan's name, the limits that apply and what to ask the store (a plain tuple:
         one is made per request)."""
-        plan_ = plan if type(plan) is Plan else self.plan(plan)
+        plan_ = self.plan(plan)
         if model not in plan_.models:
             raise ValueError(f"plan {plan_.name!r} does not include model {model!r}")
-        if type(estimate) is not Usage and not isinstance(estimate, Usage):
+        if not isinstance(estimate, Usage):
             raise ValueError(f"estimate must be a Usage, got {type(estimate).__name__}")
         limits = self._book.limits(plan_, model, now)
         credits = credits_of(self.policy.models[model].credits, estimate)
@@ -110,7 +110,7 @@ class Limiter:
         self, reservation: Reservation, actual: Usage, now: float
     ) -> tuple[tuple[int, ...], float, Mapping[str, WindowSpec]]:
         """Each bucket's tokens, the credits and the windows open at `now` (a plain tuple)."""
-        if type(actual) is not Usage and not isinstance(actual, Usage):
+        if not isinstance(actual, Usage):
             raise ValueError(f"actual usage must be a Usage, got {type(actual).__name__}")
         plan = self.plan(reservation.plan)
         limits = self._book.limits(plan, reservation.model, now)
@@ -186,9 +186,6 @@ def _costs(
         return ()
     input_tokens, output, _, cache_write = usage
     rate_input = input_tokens + cache_write  # cache reads do not count
-    if len(buckets) == 1:  # subscription plans: requests per minute only
-        kind = buckets[0].kind
-        return (1,) if kind == "rpm" else (rate_input,) if kind == "input_tpm" else (output,)
     costs = []
     for b in buckets:
         kind = b.kind
