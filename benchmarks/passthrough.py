@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level="warning",
         access_log=False,
         server_header=False,  # as `gigawatt serve` runs
+        proxy_headers=False,  # as `gigawatt serve` runs
     )
     return 0
 

@@ -25,7 +25,7 @@ from gigawatt.errors import StateError
 from gigawatt.gateway import admin, translate
 from gigawatt.gateway.admission import Pool
 from gigawatt.gateway.errors import GatewayError, anthropic_error, openai_error
-from gigawatt.gateway.headers import anthropic_headers, openai_headers
+from gigawatt.gateway.headers import Header, anthropic_headers, openai_headers
 from gigawatt.gateway.keycache import KeyCache
 from gigawatt.gateway.metrics import Metrics
 from gigawatt.gateway.requests import (
@@ -200,7 +200,7 @@ class Gateway:
         decision = admitted.decision
         limit_headers = self._limit_headers(dialect, decision, now)
         if degraded:
-            limit_headers.append(("gigawatt-degraded", ", ".join(degraded)))
+            limit_headers.append((b"gigawatt-degraded", ", ".join(degraded).encode("latin-1")))
             self.metrics.inc("gigawatt_degraded_total", plan=plan.name, model=request.model)
         pool = self.pools[upstream.name]
         if not await pool.acquire(plan.priority, plan.queue_timeout_s):
@@ -356,14 +356,12 @@ class Gateway:
             raise GatewayError(
                 "rate_limit",
                 refusal_message(decision, now, self.policy.gateway.timezone),
-                headers={**dict(hdrs), **extra},
+                headers={**{k.decode("latin-1"): v.decode("latin-1") for k, v in hdrs}, **extra},
             )
         assert decision.reservation is not None
         return Admitted(decision, limiter, decision.reservation)
 
-    def _limit_headers(
-        self, dialect: Dialect, decision: Decision, now: float
-    ) -> list[tuple[str, str]]:
+    def _limit_headers(self, dialect: Dialect, decision: Decision, now: float) -> list[Header]:
         render = anthropic_headers if dialect == "anthropic" else openai_headers
         return render(decision.limits, now, decision.refused_by)
 
@@ -394,7 +392,7 @@ class Gateway:
         dialect: Dialect,
         receive: Receive,
         send: Send,
-        limit_headers: list[tuple[str, str]],
+        limit_headers: list[Header],
     ) -> str:
         route, url, upstream_headers, timeout = self._way(upstream, dialect, request.stream)
         body = self._upstream_body(request, route, plan)
@@ -438,10 +436,12 @@ class Gateway:
         if way is None:
             upstream_dialect: Dialect = dialect if upstream.protocol == "sim" else upstream.protocol  # type: ignore[assignment]
             route = Route(upstream, self._base_url(upstream), upstream_dialect)
+            # A whole answer has its total bounded; a stream, each wait between its chunks (a
+            # read timeout on a whole answer would only re-arm a timer at every chunk).
             timeout = aiohttp.ClientTimeout(
                 total=None if stream else upstream.timeout_s,
                 sock_connect=min(10.0, upstream.timeout_s),
-                sock_read=upstream.timeout_s,
+                sock_read=upstream.timeout_s if stream else None,
             )
             way = self._ways[key] = (route, URL(route.url()), route.headers(), timeout)
         return way
@@ -509,7 +509,7 @@ class Gateway:
         admitted: Admitted,
         dialect: Dialect,
         send: Send,
-        limit_headers: list[tuple[str, str]],
+        limit_headers: list[Header],
     ) -> str:
         try:
             raw = await response.read()
@@ -541,7 +541,7 @@ class Gateway:
                 ) from exc
             raw = orjson.dumps(data)
         # In the same dialect the upstream's own bytes go back as they came.
-        await _send(send, 200, raw, [("content-type", "application/json"), *limit_headers])
+        await _send_encoded(send, 200, raw, [_JSON_CONTENT_TYPE, *limit_headers])
         return "ok"
 
     async def _stream(
@@ -553,7 +553,7 @@ class Gateway:
         dialect: Dialect,
         receive: Receive,
         send: Send,
-        limit_headers: list[tuple[str, str]],
+        limit_headers: list[Header],
     ) -> str:
         meter = StreamMeter(route.dialect, admitted.reservation.estimate.input_tokens)
         client_wants_usage = bool((request.body.get("stream_options") or {}).get("include_usage"))
@@ -562,13 +562,11 @@ class Gateway:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": _encode_headers(
-                    [
-                        ("content-type", "text/event-stream; charset=utf-8"),
-                        ("cache-control", "no-cache"),
-                        *limit_headers,
-                    ]
-                ),
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    *limit_headers,
+                ],
             }
         )
 
@@ -799,13 +797,15 @@ def _encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": _encode_headers([*headers, ("content-length", str(len(body)))]),
-        }
-    )
+    await _send_encoded(send, status, body, _encode_headers(headers))
+
+
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+async def _send_encoded(send: Send, status: int, body: bytes, headers: list[Header]) -> None:
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

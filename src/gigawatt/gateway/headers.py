@@ -8,14 +8,12 @@ from gigawatt.limits import LimitStatus
 
 # Windows at or above this utilization are reported as `allowed_warning`.
 WARNING_UTILIZATION = 0.8
-_ANTHROPIC_BUCKETS = {
-    "requests": "requests",
-    "input-tokens": "input-tokens",
-    "output-tokens": "output-tokens",
-}
 
 
-def rfc3339(t: float) -> str:
+Header = tuple[bytes, bytes]
+
+
+def rfc3339(t: float) -> bytes:
     """`t` to the second, in UTC. Most headers of a response name the same few seconds, so the
     last ones are remembered (formatting a time costs microseconds)."""
     second = int(t)
@@ -23,11 +21,11 @@ def rfc3339(t: float) -> str:
     if text is None:
         if len(_RFC3339) >= 64:
             _RFC3339.clear()
-        text = _RFC3339[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        text = _RFC3339[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
     return text
 
 
-_RFC3339: dict[int, str] = {}
+_RFC3339: dict[int, bytes] = {}
 
 
 def openai_duration(seconds: float) -> str:
@@ -42,7 +40,40 @@ def openai_duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[tuple[str, str]]:
+def _duration(seconds: float) -> bytes:
+    """`openai_duration` as header bytes, remembered: it has a thousand values under a second and
+    one a second above, and every response carries four."""
+    key = max(0, round(seconds * 1000)) if seconds < 1 else 1000 + round(seconds)
+    text = _DURATIONS.get(key)
+    if text is None:
+        if len(_DURATIONS) >= 4096:
+            _DURATIONS.clear()
+        text = _DURATIONS[key] = openai_duration(seconds).encode()
+    return text
+
+
+_DURATIONS: dict[int, bytes] = {}
+
+
+def _names(
+    template: str, name: str, cache: dict[str, tuple[bytes, bytes, bytes]]
+) -> tuple[bytes, bytes, bytes]:
+    """The limit, remaining and reset header names of bucket `name`, encoded once."""
+    names = cache.get(name)
+    if names is None:
+        names = cache[name] = tuple(  # type: ignore[assignment]
+            template.format(part=part, name=name).encode("latin-1")
+            for part in ("limit", "remaining", "reset")
+        )
+    return names  # type: ignore[return-value]
+
+
+_OPENAI_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
+_ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
+_WINDOW_NAMES: dict[str, bytes] = {}
+
+
+def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[Header]:
     """One `gigawatt-window-<name>` header per window: `limit=..; remaining=..; utilization=..;
     reset=<epoch s>` (reset left out while no window is open).
 
@@ -53,22 +84,24 @@ def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[tuple[str, 
     for status in limits:
         if status.scope != "window":
             continue
-        value = (
-            f"limit={status.limit:.0f}; remaining={status.remaining:.0f}; "
-            f"utilization={status.utilization:.4f}"
+        name = _WINDOW_NAMES.get(status.name)
+        if name is None:
+            name = _WINDOW_NAMES[status.name] = f"gigawatt-window-{status.name}".encode("latin-1")
+        value = b"limit=%.0f; remaining=%.0f; utilization=%.4f" % (
+            status.limit,
+            status.remaining,
+            status.utilization,
         )
         if status.reset_at is not None:
-            value += f"; reset={int(status.reset_at)}"
-        out.append((f"gigawatt-window-{status.name}", value))
+            value += b"; reset=%d" % int(status.reset_at)
+        out.append((name, value))
     return out
 
 
-def unified_headers(
-    limits: tuple[LimitStatus, ...], refused_by: str | None
-) -> list[tuple[str, str]]:
+def unified_headers(limits: tuple[LimitStatus, ...], refused_by: str | None) -> list[Header]:
     """Anthropic's `anthropic-ratelimit-unified-{5h,7d}-*`: the tightest session or rolling window
     as "5h", the tightest weekly window as "7d"."""
-    out: list[tuple[str, str]] = []
+    out: list[Header] = []
     groups: dict[str, list[LimitStatus]] = {"5h": [], "7d": []}
     for status in limits:
         if status.scope != "window":
@@ -83,77 +116,81 @@ def unified_headers(
         tightest = max(members, key=lambda s: s.utilization)
         refused = any(m.name == refused_by for m in members)
         state = (
-            "rejected"
+            b"rejected"
             if refused
-            else "allowed_warning"
+            else b"allowed_warning"
             if tightest.utilization >= WARNING_UTILIZATION
-            else "allowed"
+            else b"allowed"
         )
-        prefix = f"anthropic-ratelimit-unified-{label}"
+        utilization, status_name, reset = _UNIFIED_NAMES[label]
         out += [
-            (f"{prefix}-utilization", f"{min(tightest.utilization, 1.0):.4f}"),
-            (f"{prefix}-status", state),
+            (utilization, b"%.4f" % min(tightest.utilization, 1.0)),
+            (status_name, state),
         ]
         if tightest.reset_at is not None:
-            out.append((f"{prefix}-reset", str(int(tightest.reset_at))))
+            out.append((reset, b"%d" % int(tightest.reset_at)))
     return out
+
+
+_UNIFIED_NAMES = {
+    label: tuple(
+        f"anthropic-ratelimit-unified-{label}-{part}".encode()
+        for part in ("utilization", "status", "reset")
+    )
+    for label in ("5h", "7d")
+}
 
 
 def anthropic_headers(
     limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
-) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+) -> list[Header]:
+    out: list[Header] = []
     tokens: LimitStatus | None = None
     for status in limits:
         if status.scope != "bucket":
             continue
-        name = _ANTHROPIC_BUCKETS.get(status.name, status.name)
-        reset = rfc3339(status.reset_at if status.reset_at is not None else now)
+        limit, remaining, reset = _names(
+            "anthropic-ratelimit-{name}-{part}", status.name, _ANTHROPIC_NAMES
+        )
         out += [
-            (f"anthropic-ratelimit-{name}-limit", f"{status.limit:.0f}"),
-            (f"anthropic-ratelimit-{name}-remaining", f"{status.remaining:.0f}"),
-            (f"anthropic-ratelimit-{name}-reset", reset),
+            (limit, b"%.0f" % status.limit),
+            (remaining, b"%.0f" % status.remaining),
+            (reset, rfc3339(status.reset_at if status.reset_at is not None else now)),
         ]
         if status.name != "requests" and (tokens is None or status.remaining < tokens.remaining):
             tokens = status
     if tokens is not None:
-        reset = rfc3339(tokens.reset_at if tokens.reset_at is not None else now)
         out += [
-            ("anthropic-ratelimit-tokens-limit", f"{tokens.limit:.0f}"),
-            ("anthropic-ratelimit-tokens-remaining", f"{tokens.remaining:.0f}"),
-            ("anthropic-ratelimit-tokens-reset", reset),
+            (b"anthropic-ratelimit-tokens-limit", b"%.0f" % tokens.limit),
+            (b"anthropic-ratelimit-tokens-remaining", b"%.0f" % tokens.remaining),
+            (
+                b"anthropic-ratelimit-tokens-reset",
+                rfc3339(tokens.reset_at if tokens.reset_at is not None else now),
+            ),
         ]
     return out + unified_headers(limits, refused_by) + gigawatt_window_headers(limits)
 
 
 def openai_headers(
     limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
-) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
+) -> list[Header]:
+    out: list[Header] = []
     tokens: LimitStatus | None = None
     for status in limits:
         if status.scope != "bucket":
             continue
-        wait = openai_duration(max(0.0, (status.reset_at or now) - now))
-        if status.name == "requests":
-            out += [
-                ("x-ratelimit-limit-requests", f"{status.limit:.0f}"),
-                ("x-ratelimit-remaining-requests", f"{status.remaining:.0f}"),
-                ("x-ratelimit-reset-requests", wait),
-            ]
-            continue
+        limit, remaining, reset = _names("x-ratelimit-{part}-{name}", status.name, _OPENAI_NAMES)
         out += [
-            (f"x-ratelimit-limit-{status.name}", f"{status.limit:.0f}"),
-            (f"x-ratelimit-remaining-{status.name}", f"{status.remaining:.0f}"),
-            (f"x-ratelimit-reset-{status.name}", wait),
+            (limit, b"%.0f" % status.limit),
+            (remaining, b"%.0f" % status.remaining),
+            (reset, _duration((status.reset_at or now) - now)),
         ]
-        if tokens is None or status.remaining < tokens.remaining:
+        if status.name != "requests" and (tokens is None or status.remaining < tokens.remaining):
             tokens = status
     if tokens is not None:
-        wait = openai_duration(max(0.0, (tokens.reset_at or now) - now))
         out += [
-            ("x-ratelimit-limit-tokens", f"{tokens.limit:.0f}"),
-            ("x-ratelimit-remaining-tokens", f"{tokens.remaining:.0f}"),
-            ("x-ratelimit-reset-tokens", wait),
+            (b"x-ratelimit-limit-tokens", b"%.0f" % tokens.limit),
+            (b"x-ratelimit-remaining-tokens", b"%.0f" % tokens.remaining),
+            (b"x-ratelimit-reset-tokens", _duration((tokens.reset_at or now) - now)),
         ]
     return out + gigawatt_window_headers(limits)
