@@ -18,6 +18,8 @@ class Pool:
 
     @property
     def queued(self) -> int:
+        if not self._queue:
+            return 0
         return sum(1 for _, _, f in self._queue if not f.done())
 
     @property
@@ -25,10 +27,16 @@ class Pool:
         """In flight plus queued, as a share of capacity: above 1 means requests are waiting."""
         return (self.inflight + self.queued) / self.max_inflight
 
-    async def acquire(self, priority: int, timeout_s: float) -> bool:
-        """Take a slot, waiting up to `timeout_s`; False if none came in time."""
+    def try_acquire(self) -> bool:
+        """Take a free slot at once, if one is free and nobody is waiting for one."""
         if self.inflight < self.max_inflight and not self.queued:
             self.inflight += 1
+            return True
+        return False
+
+    async def acquire(self, priority: int, timeout_s: float) -> bool:
+        """Take a slot, waiting up to `timeout_s`; False if none came in time."""
+        if self.try_acquire():
             return True
         if timeout_s <= 0:
             return False

@@ -201,13 +201,12 @@ class Gateway:
         limit_headers = self._limit_headers(dialect, decision, now)
         if degraded:
             limit_headers.append((b"gigawatt-degraded", ", ".join(degraded).encode("latin-1")))
-            self.metrics.inc("gigawatt_degraded_total", plan=plan.name, model=request.model)
+            self.metrics.inc("gigawatt_degraded_total", request.model, plan.name)
         pool = self.pools[upstream.name]
-        if not await pool.acquire(plan.priority, plan.queue_timeout_s):
+        # Most requests find a slot free: no coroutine to make and await for them.
+        if not pool.try_acquire() and not await pool.acquire(plan.priority, plan.queue_timeout_s):
             await self._settle(admitted, None)
-            self.metrics.inc(
-                "gigawatt_requests_total", plan=plan.name, model=request.model, outcome="overloaded"
-            )
+            self.metrics.inc("gigawatt_requests_total", request.model, "overloaded", plan.name)
             raise GatewayError(
                 "overloaded",
                 f"{upstream.name} is at capacity and your request waited "
@@ -221,15 +220,11 @@ class Gateway:
             )
         except GatewayError as error:
             # Upstream failures (502, 504, its own 4xx) are outcomes too.
-            self.metrics.inc(
-                "gigawatt_requests_total", plan=plan.name, model=request.model, outcome=error.kind
-            )
+            self.metrics.inc("gigawatt_requests_total", request.model, error.kind, plan.name)
             raise
         finally:
             pool.release()
-        self.metrics.inc(
-            "gigawatt_requests_total", plan=plan.name, model=request.model, outcome=outcome
-        )
+        self.metrics.inc("gigawatt_requests_total", request.model, outcome, plan.name)
 
     def _authenticate(self, headers: dict[str, str]) -> tuple[KeyRecord, Plan]:
         secret = api_key(headers)
@@ -327,7 +322,7 @@ class Gateway:
         try:
             decision = await limiter.aadmit(record.account, plan, request.model, estimate, now)
         except StateError as exc:
-            self.metrics.inc("gigawatt_state_errors_total", call="admit")
+            self.metrics.inc("gigawatt_state_errors_total", "admit")
             if self.policy.gateway.on_state_error == "closed":
                 log.error("limiter state unavailable, refusing (on_state_error=closed): %s", exc)
                 raise GatewayError(
@@ -344,12 +339,8 @@ class Gateway:
             limiter = self.local_limiter
             decision = limiter.admit(record.account, plan, request.model, estimate, now)
         if not decision.admitted:
-            self.metrics.inc(
-                "gigawatt_refusals_total", plan=plan.name, limit=decision.refused_by or ""
-            )
-            self.metrics.inc(
-                "gigawatt_requests_total", plan=plan.name, model=request.model, outcome="refused"
-            )
+            self.metrics.inc("gigawatt_refusals_total", decision.refused_by or "", plan.name)
+            self.metrics.inc("gigawatt_requests_total", request.model, "refused", plan.name)
             retry = decision.retry_after
             extra = {"retry-after": str(max(1, math.ceil(retry)))} if retry is not None else {}
             hdrs = self._limit_headers(request.dialect, decision, now)
@@ -374,11 +365,11 @@ class Gateway:
                 await limiter.arelease(admitted.reservation, now)
             else:
                 await limiter.areconcile(admitted.reservation, usage, now)
-                self.metrics.inc("gigawatt_input_tokens_total", usage.input_tokens)
-                self.metrics.inc("gigawatt_output_tokens_total", usage.output_tokens)
+                self.metrics.inc("gigawatt_input_tokens_total", by=usage.input_tokens)
+                self.metrics.inc("gigawatt_output_tokens_total", by=usage.output_tokens)
         except StateError as exc:
             # The reservation expires at its deadline, so nothing leaks; the usage is lost.
-            self.metrics.inc("gigawatt_state_errors_total", call="reconcile")
+            self.metrics.inc("gigawatt_state_errors_total", "reconcile")
             log.error("could not settle reservation %s: %s", admitted.reservation.id, exc)
 
     # --- forwarding --------------------------------------------------------------------------
@@ -423,7 +414,7 @@ class Gateway:
         finally:
             response.release()
             self.metrics.observe(
-                "gigawatt_upstream_seconds", time.perf_counter() - started, upstream=upstream.name
+                "gigawatt_upstream_seconds", time.perf_counter() - started, upstream.name
             )
 
     def _way(
@@ -681,19 +672,30 @@ class Gateway:
 
 def _metrics(gateway: Gateway) -> Metrics:
     metrics = Metrics()
-    metrics.describe("gigawatt_requests_total", "counter", "Requests by plan, model and outcome.")
-    metrics.describe("gigawatt_refusals_total", "counter", "Refusals by plan and limit.")
-    metrics.describe("gigawatt_degraded_total", "counter", "Responses degraded by policy.")
-    metrics.describe("gigawatt_queue_wait_seconds", "histogram", "Time waiting for a slot.")
-    metrics.describe("gigawatt_upstream_seconds", "histogram", "Upstream response time.")
-    metrics.describe("gigawatt_state_errors_total", "counter", "Failed limiter state calls.")
+    # Label names in alphabetical order, the order the series are written in.
+    metrics.counter(
+        "gigawatt_requests_total",
+        "Requests by plan, model and outcome.",
+        ("model", "outcome", "plan"),
+    )
+    metrics.counter("gigawatt_refusals_total", "Refusals by plan and limit.", ("limit", "plan"))
+    metrics.counter("gigawatt_degraded_total", "Responses degraded by policy.", ("model", "plan"))
+    metrics.counter("gigawatt_state_errors_total", "Failed limiter state calls.", ("call",))
+    metrics.counter("gigawatt_input_tokens_total", "Input tokens reconciled.")
+    metrics.counter("gigawatt_output_tokens_total", "Output tokens reconciled.")
+    metrics.histogram("gigawatt_queue_wait_seconds", "Time waiting for a slot.")
+    metrics.histogram("gigawatt_upstream_seconds", "Upstream response time.", ("upstream",))
     metrics.gauge(
         "gigawatt_queue_depth",
-        lambda: {(("upstream", p.name),): float(p.queued) for p in gateway.pools.values()},
+        "Requests waiting for a slot.",
+        lambda: {(p.name,): float(p.queued) for p in gateway.pools.values()},
+        ("upstream",),
     )
     metrics.gauge(
         "gigawatt_inflight",
-        lambda: {(("upstream", p.name),): float(p.inflight) for p in gateway.pools.values()},
+        "Requests in flight upstream.",
+        lambda: {(p.name,): float(p.inflight) for p in gateway.pools.values()},
+        ("upstream",),
     )
     return metrics
 

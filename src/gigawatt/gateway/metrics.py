@@ -8,17 +8,18 @@ worker, or run one process per port.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
-Labels = tuple[tuple[str, str], ...]
+# A series is named by its label values, in the order its metric declared the label names.
+Values = tuple[str, ...]
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-def _labels(labels: Labels) -> str:
-    if not labels:
+def _labels(names: tuple[str, ...], values: Values) -> str:
+    if not names:
         return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(names, values, strict=True))
     return "{" + inner + "}"
 
 
@@ -26,53 +27,88 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+@dataclass(frozen=True)
+class Family:
+    kind: str  # counter | gauge | histogram
+    text: str
+    labels: tuple[str, ...]
+
+
 class Metrics:
+    """Counters, gauges and histograms, each declared once with its label names; a series is
+    then updated with its label values alone (positional: every request updates several, and
+    keyword labels cost a dict and a sort each time)."""
+
     def __init__(self) -> None:
-        self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self._histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
-        self._gauges: dict[str, Callable[[], dict[Labels, float]]] = {}
-        self._help: dict[str, tuple[str, str]] = {}
+        self._families: dict[str, Family] = {}
+        self._counters: dict[str, dict[Values, float]] = {}
+        self._histograms: dict[str, dict[Values, list[float]]] = {}
+        self._gauges: dict[str, Callable[[], dict[Values, float]]] = {}
 
-    def describe(self, name: str, kind: str, text: str) -> None:
-        self._help[name] = (kind, text)
+    def counter(self, name: str, text: str, labels: tuple[str, ...] = ()) -> None:
+        self._families[name] = Family("counter", text, labels)
+        self._counters[name] = {}
 
-    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        self._counters[name][tuple(sorted(labels.items()))] += value
+    def histogram(self, name: str, text: str, labels: tuple[str, ...] = ()) -> None:
+        self._families[name] = Family("histogram", text, labels)
+        self._histograms[name] = {}
 
-    def observe(self, name: str, seconds: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        counts = self._histograms[name].get(key)
+    def gauge(
+        self,
+        name: str,
+        text: str,
+        read: Callable[[], dict[Values, float]],
+        labels: tuple[str, ...] = (),
+    ) -> None:
+        self._families[name] = Family("gauge", text, labels)
+        self._gauges[name] = read
+
+    def inc(self, name: str, *values: str, by: float = 1.0) -> None:
+        series = self._counters[name]
+        try:
+            series[values] += by
+        except KeyError:
+            self._check(name, values)
+            series[values] = by
+
+    def observe(self, name: str, seconds: float, *values: str) -> None:
+        counts = self._histograms[name].get(values)
         if counts is None:
+            self._check(name, values)
             # one count per bucket, then +Inf, then the sum
-            counts = self._histograms[name][key] = [0.0] * (len(LATENCY_BUCKETS_S) + 2)
+            counts = self._histograms[name][values] = [0.0] * (len(LATENCY_BUCKETS_S) + 2)
         counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         counts[-1] += seconds
 
-    def gauge(self, name: str, read: Callable[[], dict[Labels, float]]) -> None:
-        self._gauges[name] = read
+    def _check(self, name: str, values: Values) -> None:
+        labels = self._families[name].labels
+        if len(values) != len(labels):
+            raise ValueError(f"{name} takes labels {labels}, got values {values}")
 
     def render(self) -> str:
         lines: list[str] = []
         for name, series in sorted(self._counters.items()):
-            self._header(lines, name, "counter")
-            lines += [f"{name}{_labels(k)} {v:g}" for k, v in sorted(series.items())]
+            labels = self._header(lines, name)
+            lines += [f"{name}{_labels(labels, k)} {v:g}" for k, v in sorted(series.items())]
         for name, read in sorted(self._gauges.items()):
-            self._header(lines, name, "gauge")
-            lines += [f"{name}{_labels(k)} {v:g}" for k, v in sorted(read().items())]
-        for name, series in sorted(self._histograms.items()):
-            self._header(lines, name, "histogram")
-            for key, counts in sorted(series.items()):
+            labels = self._header(lines, name)
+            lines += [f"{name}{_labels(labels, k)} {v:g}" for k, v in sorted(read().items())]
+        for name, histogram in sorted(self._histograms.items()):
+            labels = self._header(lines, name)
+            bucket_labels = (*labels, "le")
+            for key, counts in sorted(histogram.items()):
                 running = 0.0
                 for bound, count in zip((*LATENCY_BUCKETS_S, "+Inf"), counts[:-1], strict=True):
                     running += count
-                    le = (("le", str(bound)),)
-                    lines.append(f"{name}_bucket{_labels(key + le)} {running:g}")
-                lines.append(f"{name}_sum{_labels(key)} {counts[-1]:g}")
-                lines.append(f"{name}_count{_labels(key)} {running:g}")
+                    le = (*key, str(bound))
+                    lines.append(f"{name}_bucket{_labels(bucket_labels, le)} {running:g}")
+                lines.append(f"{name}_sum{_labels(labels, key)} {counts[-1]:g}")
+                lines.append(f"{name}_count{_labels(labels, key)} {running:g}")
         return "\n".join(lines) + "\n"
 
-    def _header(self, lines: list[str], name: str, default_kind: str) -> None:
-        kind, text = self._help.get(name, (default_kind, ""))
-        if text:
-            lines.append(f"# HELP {name} {text}")
-        lines.append(f"# TYPE {name} {kind}")
+    def _header(self, lines: list[str], name: str) -> tuple[str, ...]:
+        family = self._families[name]
+        if family.text:
+            lines.append(f"# HELP {name} {family.text}")
+        lines.append(f"# TYPE {name} {family.kind}")
+        return family.labels
