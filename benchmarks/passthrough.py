@@ -52,7 +52,12 @@ class AiohttpClient(Client):
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # Cookies an upstream sets must not be kept and sent on for the next caller.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     async def close(self) -> None:
         await self.session.close()

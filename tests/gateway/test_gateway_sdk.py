@@ -46,6 +46,14 @@ def test_openai_sdk_gets_answers_and_limit_headers(
         assert raw.headers["x-ratelimit-remaining-requests"] == "599"
         window = raw.headers["gigawatt-window-session-5h"]
         assert window.startswith("limit=10000000; remaining=") and "; reset=" in window
+        # OpenAI's token headers name the tighter token bucket (output: 100,000 a minute);
+        # each token bucket is also given in full in gigawatt's own header.
+        assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
+        assert int(raw.headers["x-ratelimit-remaining-tokens"]) < 100000
+        assert raw.headers["gigawatt-bucket-input-tokens"].startswith("limit=1000000; remaining=")
+        output_bucket = raw.headers["gigawatt-bucket-output-tokens"]
+        assert output_bucket.startswith("limit=100000; remaining=") and "; reset=" in output_bucket
+        assert "x-ratelimit-limit-input-tokens" not in raw.headers
         chunks = list(
             client.chat.completions.create(
                 model="small",

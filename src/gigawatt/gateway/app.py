@@ -110,7 +110,12 @@ class Gateway:
         # Loading the tokenizer takes about half a second: at startup, not in the first request.
         load_tokenizer()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # Cookies an upstream sets must not be kept and sent on for the next caller.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         for upstream in self.policy.upstreams:
             if upstream.protocol == "sim" and upstream.url is None:
                 # The built-in simulated backend, served by this process on a free port.

@@ -68,7 +68,6 @@ def _names(
     return names  # type: ignore[return-value]
 
 
-_OPENAI_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
 _ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
 _WINDOW_NAMES: dict[str, bytes] = {}
 
@@ -174,18 +173,23 @@ def anthropic_headers(
 def openai_headers(
     limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
 ) -> list[Header]:
+    """OpenAI's six: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, where tokens is the
+    tightest token bucket. OpenAI's convention has one token bucket and gigawatt two (input and
+    output), so each of those is also given in full in gigawatt's own `gigawatt-bucket-<name>`."""
     out: list[Header] = []
     tokens: LimitStatus | None = None
     for status in limits:
         if status.scope != "bucket":
             continue
-        limit, remaining, reset = _names("x-ratelimit-{part}-{name}", status.name, _OPENAI_NAMES)
-        out += [
-            (limit, b"%.0f" % status.limit),
-            (remaining, b"%.0f" % status.remaining),
-            (reset, _duration((status.reset_at or now) - now)),
-        ]
-        if status.name != "requests" and (tokens is None or status.remaining < tokens.remaining):
+        if status.name == "requests":
+            out += [
+                (b"x-ratelimit-limit-requests", b"%.0f" % status.limit),
+                (b"x-ratelimit-remaining-requests", b"%.0f" % status.remaining),
+                (b"x-ratelimit-reset-requests", _duration((status.reset_at or now) - now)),
+            ]
+            continue
+        out.append(_bucket_header(status, now))
+        if tokens is None or status.remaining < tokens.remaining:
             tokens = status
     if tokens is not None:
         out += [
@@ -194,3 +198,15 @@ def openai_headers(
             (b"x-ratelimit-reset-tokens", _duration((tokens.reset_at or now) - now)),
         ]
     return out + gigawatt_window_headers(limits)
+
+
+def _bucket_header(status: LimitStatus, now: float) -> Header:
+    """`gigawatt-bucket-<name>: limit=..; remaining=..; reset=<epoch s, to the ms>`."""
+    name = _BUCKET_NAMES.get(status.name)
+    if name is None:
+        name = _BUCKET_NAMES[status.name] = f"gigawatt-bucket-{status.name}".encode("latin-1")
+    reset = status.reset_at if status.reset_at is not None else now
+    return name, b"limit=%.0f; remaining=%.0f; reset=%.3f" % (status.limit, status.remaining, reset)
+
+
+_BUCKET_NAMES: dict[str, bytes] = {}
