@@ -199,11 +199,16 @@ def view(
 def statuses_of(
     raw: LimitView, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
 ) -> tuple[LimitStatus, ...]:
-    out = [bucket_status(tat, spec, now) for tat, spec in zip(raw[0], buckets, strict=True)]
-    out.extend(
-        LimitStatus(spec.name, "window", spec.limit, used, max(0.0, spec.limit - used), reset_at)
-        for (used, reset_at), spec in zip(raw[1], windows, strict=True)
-    )
+    # Every response's headers are made from these: plain loops, and each status made with
+    # tuple.__new__, since a NamedTuple's own __new__ is a Python function (a call more each).
+    out = []
+    for tat, spec in zip(raw[0], buckets, strict=True):
+        out.append(bucket_status(tat, spec, now))
+    for (used, reset_at), spec in zip(raw[1], windows, strict=True):
+        limit = spec.limit
+        left = limit - used
+        status = (spec.name, "window", limit, used, left if left > 0.0 else 0.0, reset_at, None)
+        out.append(_new_status(LimitStatus, status))
     return tuple(out)
 
 
@@ -224,7 +229,8 @@ def _bucket_wait(state: AccountState, spec: BucketSpec, cost: int, now: float) -
     tat = state.tats.get(spec.key, now)
     new_tat = (tat if tat > now else now) + cost * spec.interval_s
     over = new_tat - now - BURST_S
-    if over <= TIME_SLACK_S or over <= TOKEN_SLACK * spec.interval_s:  # _time_slack, inlined
+    # Within the slack (TOKEN_SLACK of a token's interval, at least TIME_SLACK_S): it fits.
+    if over <= TIME_SLACK_S or over <= TOKEN_SLACK * spec.interval_s:
         return 0.0
     return over
 
@@ -242,22 +248,17 @@ def _add_to_bucket(
 
 def bucket_status(tat: float, spec: BucketSpec, now: float) -> LimitStatus:
     backlog = tat - now if tat > now else 0.0
-    remaining = math.floor((BURST_S - backlog + _time_slack(spec.interval_s)) / spec.interval_s)
-    remaining = max(0, min(spec.limit, remaining))
-    return LimitStatus(
-        spec.name,
-        "bucket",
-        spec.limit,
-        spec.limit - remaining,
-        remaining,
-        now + backlog,
-        spec.model,
+    interval, limit = spec.interval_s, spec.limit
+    slack = TOKEN_SLACK * interval  # the slack _bucket_wait allows
+    remaining = math.floor(
+        (BURST_S - backlog + (slack if slack > TIME_SLACK_S else TIME_SLACK_S)) / interval
     )
+    remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
+    status = (spec.name, "bucket", limit, limit - remaining, remaining, now + backlog, spec.model)
+    return _new_status(LimitStatus, status)  # type: ignore[no-any-return]
 
 
-def _time_slack(interval_s: float) -> float:
-    slack = TOKEN_SLACK * interval_s
-    return slack if slack > TIME_SLACK_S else TIME_SLACK_S
+_new_status = tuple.__new__
 
 
 # --- windows -------------------------------------------------------------------------------
