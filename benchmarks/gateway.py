@@ -1176,8 +1176,8 @@ def reading(results: Results) -> str:
         f"pass-through's requests/s. The {mem_us - pt_us:,.0f} µs it adds even in memory are "
         "its own Python per request: parsing the request and the response JSON (to size the "
         "reservation and read the usage), counting the prompt's tokens, the limiter's admit "
-        "and reconcile, 15 to 20 limit headers built and then checked one by one by uvicorn, "
-        "metrics. The state store adds "
+        "and reconcile, the limit headers (ten in OpenAI's dialect, each built and then checked "
+        "by uvicorn), metrics. The state store adds "
         f"{sq_us - mem_us:,.0f} µs (SQLite) and {rd_us - mem_us:,.0f} µs (Redis) on top. "
         "`benchmarks/gateway.py --profile` shows where the time goes.",
     ]
