@@ -812,7 +812,8 @@ CEILINGS = (
 
 def pair_rows(results: Results) -> list[list[str]]:
     runs = [
-        (backend, f"{workers} thread(s)", run) for (backend, workers), run in results.runs.items()
+        (backend, f"{workers} thread{'s' if workers > 1 else ''}", run)
+        for (backend, workers), run in results.runs.items()
     ]
     runs += [(backend, f"{TASKS} asyncio tasks", run) for backend, run in results.task_runs.items()]
     return [
