@@ -243,7 +243,7 @@ class SQLiteStore(LocalStore):
     # --- for an event loop: the calls of one turn of the loop share a transaction ------------
 
     async def aadmit(self, account: str, request: AdmitRequest, now: float) -> AdmitResult:
-        return await self._turns.submit((account, admission(request, now)))  # type: ignore[no-any-return]
+        return await self._call_in_turn(account, admission(request, now))  # type: ignore[no-any-return]
 
     async def areconcile(
         self,
@@ -254,11 +254,16 @@ class SQLiteStore(LocalStore):
         now: float,
     ) -> bool:
         change = reconciliation(reservation, actual_tokens, actual_credits, windows_now, now)
-        return await self._turns.submit((reservation.account, change))  # type: ignore[no-any-return]
+        return await self._call_in_turn(reservation.account, change)  # type: ignore[no-any-return]
 
     async def arelease(self, reservation: Reservation, now: float) -> bool:
-        change = releasing(reservation, now)
-        return await self._turns.submit((reservation.account, change))  # type: ignore[no-any-return]
+        return await self._call_in_turn(reservation.account, releasing(reservation, now))  # type: ignore[no-any-return]
+
+    async def _call_in_turn(self, account: str, change: Callable[[AccountState], T]) -> T:
+        """At once while the loop is idle, else with the other calls of this turn."""
+        if self._turns.alone():
+            return self.apply(account, change)
+        return await self._turns.submit((account, change))  # type: ignore[no-any-return]
 
     def _run_turn(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
         """A commit costs as much as the write it carries, so a turn's calls commit together

@@ -3,6 +3,12 @@
 A store whose cost is per round trip or per commit rather than per call (SQLite, Redis) queues a
 gateway's calls here and runs them at once: a busy gateway makes many in one turn of its loop.
 Each call is still decided on its own; only the trip to the state store is shared.
+
+A store whose single call is cheap and synchronous (SQLite) may also run a call at once, when the
+loop looks idle: `alone()` says so when the last turn that made calls made just one and this turn
+has made none. Waiting for the end of the turn costs a gateway two extra turns of its loop per
+call (the batch, then waking the caller), which at low load is most of a call's cost; under load
+turns make many calls and every call waits for its batch, as before.
 """
 
 from __future__ import annotations
@@ -27,17 +33,34 @@ class TurnBatch(Generic[Call]):
         self._run = run
         self._queued: list[tuple[Call, asyncio.Future[Any]]] = []
         self._running: set[asyncio.Future[None]] = set()
+        self._turn_calls = 0  # calls made during the current turn, run at once or queued
+        self._last_turn_calls = 0  # the same, for the last turn that made any
+
+    def alone(self) -> bool:
+        """Whether the caller may run its call at once, outside any batch: true when this turn
+        has made no call yet and the last turn that made calls made only one. A true answer
+        counts the call in this turn, so a second call in the same turn is queued."""
+        if self._turn_calls or self._last_turn_calls > 1:
+            return False
+        self._count_call()
+        return True
 
     def submit(self, call: Call) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._end_of_turn)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._count_call()
         self._queued.append((call, future))
         return future
 
+    def _count_call(self) -> None:
+        if not self._turn_calls:
+            asyncio.get_running_loop().call_soon(self._end_of_turn)
+        self._turn_calls += 1
+
     def _end_of_turn(self) -> None:
+        self._last_turn_calls, self._turn_calls = self._turn_calls, 0
         queued, self._queued = self._queued, []
+        if not queued:  # the turn's one call ran at once
+            return
         futures = [future for _, future in queued]
         try:
             outcomes = self._run([call for call, _ in queued])

@@ -1,0 +1,38 @@
+"""TurnBatch: the calls of one turn of an event loop run together; alone, a call may run at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gigawatt.limits.storage.turns import TurnBatch
+
+
+def test_calls_of_one_turn_run_as_one_batch_in_order() -> None:
+    batches: list[list[int]] = []
+
+    def run(calls: list[int]) -> list[object]:
+        batches.append(calls)
+        return [ValueError("odd") if c % 2 else c * 10 for c in calls]
+
+    async def scenario() -> list[object]:
+        turns: TurnBatch[int] = TurnBatch(run)
+        return await asyncio.gather(*(turns.submit(i) for i in range(4)), return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert batches == [[0, 1, 2, 3]]
+    assert outcomes[0] == 0 and outcomes[2] == 20
+    assert isinstance(outcomes[1], ValueError) and isinstance(outcomes[3], ValueError)
+
+
+def test_a_call_is_alone_only_while_the_loop_makes_one_call_a_turn() -> None:
+    async def scenario() -> list[bool]:
+        turns: TurnBatch[int] = TurnBatch(lambda calls: calls)
+        seen = [turns.alone()]  # nothing yet: at once
+        seen.append(turns.alone())  # a second call in the same turn: to be queued
+        await turns.submit(1)  # that turn made two calls
+        seen.append(turns.alone())  # after a busy turn: to be queued
+        await turns.submit(2)  # a turn of one call
+        seen.append(turns.alone())  # quiet again: at once
+        return seen
+
+    assert asyncio.run(scenario()) == [True, False, False, True]
