@@ -112,7 +112,9 @@ class Gateway:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self.session = aiohttp.ClientSession(
             connector=connector,
-            auto_decompress=False,
+            # Upstreams are asked for plain bytes (Route.headers); one that compresses anyway is
+            # decompressed, since the answer is read for its usage and sent on without encoding.
+            auto_decompress=True,
             # Cookies an upstream sets must not be kept and sent on for the next caller.
             cookie_jar=aiohttp.DummyCookieJar(),
         )

@@ -36,7 +36,9 @@ class Route:
         return self.base_url.rstrip("/") + path
 
     def headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
+        # The gateway reads every answer (its usage) and passes on the plain bytes: an upstream
+        # must not compress them (aiohttp would otherwise ask for gzip on its own).
+        headers = {"content-type": "application/json", "accept-encoding": "identity"}
         key = os.environ.get(self.upstream.api_key_env, "") if self.upstream.api_key_env else ""
         if self.dialect == "anthropic":
             headers["anthropic-version"] = ANTHROPIC_VERSION
