@@ -80,6 +80,13 @@ _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
 CHECKPOINT_EVERY_S = 0.5
+# A WAL past this many frames (4 MB at 4 KB pages, SQLite's own default) is restarted from its
+# beginning by the checkpoint thread; the file is cut back to WAL_SIZE_LIMIT_BYTES when it is.
+RESTART_AFTER_FRAMES = 1000
+WAL_SIZE_LIMIT_BYTES = 64 * 2**20
+# How long the checkpoint thread waits for the write lock before a restart; it skips the restart
+# (and tries again next time) rather than wait longer.
+RESTART_WAIT_S = 0.25
 # States kept per process: about 1.2 KB each (20 MB in all). An account not among them costs
 # one read more.
 DEFAULT_CACHED_ACCOUNTS = 16_384
@@ -136,6 +143,8 @@ class SQLiteStore(LocalStore):
             # Checkpoints run in a thread of their own (`_checkpoints`): one inside a commit
             # syncs the database file and held a gateway's event loop for up to 30 ms.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            # A writer that restarts the WAL cuts the file back to this size.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             self._local.conn = conn
             self._start_checkpoints()
         return conn
@@ -152,14 +161,27 @@ class SQLiteStore(LocalStore):
     def _checkpoints(self) -> None:
         """Copy the WAL into the database every `CHECKPOINT_EVERY_S`, on a connection of its
         own, without waiting for anyone: writers go on meanwhile, and a checkpoint that finds
-        the file busy (another process checkpointing) just waits for the next turn."""
+        the file busy (another process checkpointing) just waits for the next turn.
+
+        The WAL is only written from its beginning again once a checkpoint has caught up with
+        every frame in it, and one running beside busy writers never quite does: left to
+        PASSIVE checkpoints the WAL grew by about 10 MB a second under a gateway's load. So
+        once it holds `RESTART_AFTER_FRAMES` frames a RESTART checkpoint follows, which holds
+        the write lock while it copies the few frames written since the PASSIVE one and syncs
+        the database file (writers wait that long, about a millisecond here); the next writer
+        then starts the WAL over.
+        """
         conn: sqlite3.Connection | None = None
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        conn = sqlite3.connect(
+                            self.path, timeout=RESTART_WAIT_S, isolation_level=None
+                        )
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= RESTART_AFTER_FRAMES:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 except sqlite3.Error:
                     log.debug("checkpoint of %s skipped", self.path, exc_info=True)
         finally:
