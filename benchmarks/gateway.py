@@ -1287,9 +1287,11 @@ def reading(results: Results) -> str:
         "store's checkpoint thread), and much of what it adds is waiting its turn. Two workers "
         f"at half their own rate ({two.rate:,.0f} requests/s) add "
         f"{t_sq.p50_ms - t_direct.p50_ms:.2f} ms at p50 and {t_sq.p99_ms - t_direct.p99_ms:.2f} "
-        f"ms at p99, on {t_sq.cpu_us('proxy'):,.0f} µs of CPU per request: two processes "
-        "writing the same accounts make a call likelier to wait for the other's write lock, or "
-        "to find the row changed since it cached it and read it again."
+        f"ms at p99, on {t_sq.cpu_us('proxy'):,.0f} µs of CPU per request, though each "
+        "process is then only about half busy. Why is not yet pinned down: with two processes "
+        "writing the same accounts about a quarter of the calls find the row changed since they "
+        "cached it and read it again, and some wait for the other's write lock, but shortening "
+        "those waits or the checkpoints' did not move the latency measurably."
     )
     outside = max(r.cores("outside") for r in by.values())
     idle = max(r.cores("idle servers") for r in by.values())
