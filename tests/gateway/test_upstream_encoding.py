@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
+import openai
 import pytest
 
 from gigawatt.gateway.serve import build_gateway
@@ -79,14 +79,13 @@ def test_a_compressed_upstream_answer_reaches_the_client_as_plain_json(
     gateway = build_gateway(policy)
     with serve(gateway) as url:
         _, key = gateway.keys.store.create("alice", "pro", 0.0)
-        response = httpx.post(
-            url + "/v1/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": "small", "messages": [{"role": "user", "content": "hello"}]},
-        )
-    assert response.status_code == 200, response.text
-    assert "content-encoding" not in response.headers
-    assert response.json()["choices"][0]["message"]["content"] == "hi"
+        with openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="small", messages=[{"role": "user", "content": "hello"}]
+            )
+    assert raw.status_code == 200
+    assert "content-encoding" not in raw.headers
+    assert raw.parse().choices[0].message.content == "hi"
     assert asked == ["identity"]
     # The usage was read from the decompressed answer: 9 input and 1 output token reconciled.
     metrics = gateway.metrics.render()
