@@ -36,3 +36,24 @@ def test_a_call_is_alone_only_while_the_loop_makes_one_call_a_turn() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [True, False, False, True]
+
+
+def test_a_loop_that_stopped_mid_turn_leaves_nothing_behind_for_the_next() -> None:
+    turns: TurnBatch[int] = TurnBatch(lambda calls: [c * 2 for c in calls])
+    first = asyncio.new_event_loop()
+    seen: list[bool] = []
+
+    def call_then_stop() -> None:
+        seen.append(turns.alone())  # schedules the end of this turn for the next iteration...
+        first.stop()  # ...which never comes
+
+    first.call_soon(call_then_stop)
+    first.run_forever()
+    first.close()
+    assert seen == [True]
+
+    async def on_a_new_loop() -> tuple[bool, object]:
+        alone = turns.alone()
+        return alone, await asyncio.wait_for(turns.submit(21), timeout=2)
+
+    assert asyncio.run(on_a_new_loop()) == (True, 42)

@@ -35,25 +35,37 @@ class TurnBatch(Generic[Call]):
         self._running: set[asyncio.Future[None]] = set()
         self._turn_calls = 0  # calls made during the current turn, run at once or queued
         self._last_turn_calls = 0  # the same, for the last turn that made any
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def alone(self) -> bool:
         """Whether the caller may run its call at once, outside any batch: true when this turn
         has made no call yet and the last turn that made calls made only one. A true answer
         counts the call in this turn, so a second call in the same turn is queued."""
+        loop = self._running_loop()
         if self._turn_calls or self._last_turn_calls > 1:
             return False
-        self._count_call()
+        self._count_call(loop)
         return True
 
     def submit(self, call: Call) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._count_call()
+        loop = self._running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._count_call(loop)
         self._queued.append((call, future))
         return future
 
-    def _count_call(self) -> None:
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop. On another loop than the last one, everything starts over: an
+        end-of-turn callback left on a loop that stopped before running it never will."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._turn_calls, self._last_turn_calls = loop, 0, 0
+            self._queued = []  # futures of a stopped loop: nobody can await them any more
+        return loop
+
+    def _count_call(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._turn_calls:
-            asyncio.get_running_loop().call_soon(self._end_of_turn)
+            loop.call_soon(self._end_of_turn)
         self._turn_calls += 1
 
     def _end_of_turn(self) -> None:
