@@ -69,7 +69,17 @@ def _names(
 
 
 _ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
-_WINDOW_NAMES: dict[str, bytes] = {}
+
+
+def _name(prefix: str, name: str) -> bytes:
+    """`prefix` + `name` as a header name, encoded once."""
+    encoded = _PREFIXED.get((prefix, name))
+    if encoded is None:
+        encoded = _PREFIXED[prefix, name] = (prefix + name).encode("latin-1")
+    return encoded
+
+
+_PREFIXED: dict[tuple[str, str], bytes] = {}
 
 
 def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[Header]:
@@ -83,9 +93,6 @@ def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[Header]:
     for status in limits:
         if status.scope != "window":
             continue
-        name = _WINDOW_NAMES.get(status.name)
-        if name is None:
-            name = _WINDOW_NAMES[status.name] = f"gigawatt-window-{status.name}".encode("latin-1")
         value = b"limit=%.0f; remaining=%.0f; utilization=%.4f" % (
             status.limit,
             status.remaining,
@@ -93,7 +100,7 @@ def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[Header]:
         )
         if status.reset_at is not None:
             value += b"; reset=%d" % int(status.reset_at)
-        out.append((name, value))
+        out.append((_name("gigawatt-window-", status.name), value))
     return out
 
 
@@ -202,11 +209,6 @@ def openai_headers(
 
 def _bucket_header(status: LimitStatus, now: float) -> Header:
     """`gigawatt-bucket-<name>: limit=..; remaining=..; reset=<epoch s, to the ms>`."""
-    name = _BUCKET_NAMES.get(status.name)
-    if name is None:
-        name = _BUCKET_NAMES[status.name] = f"gigawatt-bucket-{status.name}".encode("latin-1")
     reset = status.reset_at if status.reset_at is not None else now
-    return name, b"limit=%.0f; remaining=%.0f; reset=%.3f" % (status.limit, status.remaining, reset)
-
-
-_BUCKET_NAMES: dict[str, bytes] = {}
+    value = b"limit=%.0f; remaining=%.0f; reset=%.3f" % (status.limit, status.remaining, reset)
+    return _name("gigawatt-bucket-", status.name), value
