@@ -171,13 +171,17 @@ def timed(make_loop: Callable[[int], Loop], workers: int, warm_s: float, seconds
     if errors:
         raise errors[0]
     elapsed = max(r[1] for r in results) - min(r[0] for r in results)
-    tallies = [r[2] for r in results]
+    return summed(workers, elapsed, [r[2] for r in results])
+
+
+def summed(workers: int, elapsed_s: float, tallies: list[Tally]) -> Run:
+    """The workers' tallies as one run."""
     return Run(
         workers,
         sum(t.done for t in tallies),
         sum(t.refused for t in tallies),
         sum(t.failed for t in tallies),
-        elapsed,
+        elapsed_s,
         [x for t in tallies for x in t.latencies_ns],
     )
 
@@ -239,7 +243,7 @@ def timed_tasks(
                 decision = await admit(account, PLAN, MODEL, ESTIMATE, offset + t0 / 1e9)
                 t1 = ns()
                 if decision.reservation is not None:
-                    await reconcile(decision.reservation, ACTUAL, offset + ns() / 1e9)
+                    await reconcile(decision.reservation, ACTUAL, offset + t1 / 1e9)
                     pairs += 1
                 else:
                     refused += 1
@@ -247,7 +251,7 @@ def timed_tasks(
                 t1 = ns()
                 failed += 1
             record(t1 - t0)
-            if ns() >= until_ns:
+            if t1 >= until_ns:
                 return Tally(pairs, refused, failed, latencies)
 
     async def phase(s: float) -> tuple[float, list[Tally]]:
@@ -264,14 +268,7 @@ def timed_tasks(
             close = getattr(limiter.store, "aclose", None)
             if close is not None:  # the async client belongs to this loop
                 await close()
-        return Run(
-            tasks,
-            sum(t.done for t in tallies),
-            sum(t.refused for t in tallies),
-            sum(t.failed for t in tallies),
-            elapsed,
-            [x for t in tallies for x in t.latencies_ns],
-        )
+        return summed(tasks, elapsed, tallies)
 
     return uvloop.run(run())
 
