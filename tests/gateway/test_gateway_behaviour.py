@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 import urllib.request
 from typing import Any
 
 import anthropic
 import openai
 import pytest
+
+from gigawatt.limits import Limiter, Reservation, Usage
 
 from .conftest import MakeGateway
 
@@ -161,3 +165,35 @@ def test_plan_priority_is_forwarded_only_to_upstreams_that_take_it(
     _, body = get(gw.sim_url + "/sim/stats")
     # vLLM serves lower numbers first; the pro plan's priority 2 goes out as -2.
     assert json.loads(body)["last_priority"] == (-2 if forward else None)
+
+
+class SlowToSettle(Limiter):
+    """Writes real usage a while after being asked to, as a distant state store might."""
+
+    delay_s = 2.0
+
+    async def areconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
+        await asyncio.sleep(self.delay_s)
+        return await super().areconcile(reservation, actual, now)
+
+
+def test_the_answer_does_not_wait_for_its_usage_to_be_written(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    gw.gateway.limiter = SlowToSettle(gw.gateway.limiter.policy, gw.gateway.limiter.store)
+    key = gw.key()
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0) as client:
+        started = time.monotonic()
+        client.chat.completions.create(model="small", messages=QUICK, max_tokens=50)
+        took = time.monotonic() - started
+    assert took < SlowToSettle.delay_s / 2
+    # The usage is written all the same: the reservation (50 output tokens) becomes the 5 used.
+    reserved = window_used(gw.url, key)
+    deadline = time.monotonic() + SlowToSettle.delay_s * 3
+    while window_used(gw.url, key) == reserved and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert window_used(gw.url, key) < reserved
+
+
+def window_used(url: str, key: str) -> float:
+    _, body = get(url + "/v1/usage", {"x-api-key": key})
+    return float(json.loads(body)["windows"][0]["used"])

@@ -526,20 +526,22 @@ class Gateway:
             usage = usage_from_openai(data.get("usage"))
         else:
             usage = usage_from_anthropic(data.get("usage"))
-        await self._settle(admitted, usage or admitted.reservation.estimate)
-        if route.dialect != dialect:
-            try:
-                if dialect == "anthropic":
-                    data = translate.openai_to_anthropic_response(data, model=request.model)
-                else:
-                    data = translate.anthropic_to_openai_response(data, model=request.model)
-            except translate.TranslationError as exc:
-                raise GatewayError(
-                    "upstream_error", f"{route.upstream.name} answered untranslatably: {exc}"
-                ) from exc
-            raw = orjson.dumps(data)
-        # In the same dialect the upstream's own bytes go back as they came.
-        await _send_encoded(send, 200, raw, [_JSON_CONTENT_TYPE, *limit_headers])
+        try:
+            if route.dialect != dialect:
+                try:
+                    if dialect == "anthropic":
+                        data = translate.openai_to_anthropic_response(data, model=request.model)
+                    else:
+                        data = translate.anthropic_to_openai_response(data, model=request.model)
+                except translate.TranslationError as exc:
+                    raise GatewayError(
+                        "upstream_error", f"{route.upstream.name} answered untranslatably: {exc}"
+                    ) from exc
+                raw = orjson.dumps(data)
+            # In the same dialect the upstream's own bytes go back as they came.
+            await _send_encoded(send, 200, raw, [_JSON_CONTENT_TYPE, *limit_headers])
+        finally:
+            await self._settle(admitted, usage or admitted.reservation.estimate)
         return "ok"
 
     async def _stream(
@@ -601,9 +603,11 @@ class Gateway:
         if not meter.finished and outcome == "ok":
             outcome = "upstream_cut"
         produced = meter.finished or meter.produced or meter.output_tokens
-        await self._settle(admitted, meter.usage() if produced else None)
-        if outcome != "client_disconnected":
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            if outcome != "client_disconnected":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self._settle(admitted, meter.usage() if produced else None)
         return outcome
 
     # --- other endpoints ---------------------------------------------------------------------
