@@ -680,14 +680,14 @@ def admin_keys(base: str, token: str, prefix: str, accounts: int) -> str:
 
 
 def serve(policy_path: str, port: int, keys_out: str, accounts: int, profile_out: str) -> int:
-    """`gigawatt serve`'s app and uvicorn options, with a profiler that each SIGUSR1 turns on,
-    then off (writing `profile_out`), so only the timed load is profiled. For memory:// state it
-    first makes `accounts` keys inside the gateway's process."""
+    """`gigawatt serve`'s app, uvicorn options and collector settings, with a profiler that
+    each SIGUSR1 turns on, then off (writing `profile_out`), so only the timed load is profiled.
+    For memory:// state it first makes `accounts` keys inside the gateway's process."""
     import cProfile
 
     import uvicorn
 
-    from gigawatt.gateway.serve import build_gateway, load
+    from gigawatt.gateway.serve import UVICORN_OPTIONS, build_gateway, load, tune_gc
 
     gateway = build_gateway(load(Path(policy_path)))
     if accounts:
@@ -707,17 +707,8 @@ def serve(policy_path: str, port: int, keys_out: str, accounts: int, profile_out
             running[0] = not running[0]
 
         signal.signal(signal.SIGUSR1, toggle)
-    uvicorn.run(
-        gateway,  # type: ignore[arg-type]
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,  # as `gigawatt serve` runs
-    )
+    tune_gc()
+    uvicorn.run(gateway, host="127.0.0.1", port=port, **UVICORN_OPTIONS)  # type: ignore[arg-type]
     return 0
 
 

@@ -38,7 +38,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from gigawatt.cli import report_policy_error
     from gigawatt.errors import PolicyError, StateError
-    from gigawatt.gateway.serve import CONFIG_ENV, build_gateway, load, tune_gc
+    from gigawatt.gateway.serve import CONFIG_ENV, UVICORN_OPTIONS, build_gateway, load, tune_gc
 
     try:
         policy = load(args.config)
@@ -57,20 +57,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"gigawatt: cannot open the state store: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _banner(host, port, demo_key, policy.gateway.state)
-    options = {
-        "host": host,
-        "port": port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "lifespan": "on",
-        "log_level": "warning",
-        "access_log": False,
-        # No `server: uvicorn` header: it names the software to every caller and costs a
-        # header check per response.
-        "server_header": False,
-        # Nothing in the gateway reads the client's address, so X-Forwarded-For is not parsed.
-        "proxy_headers": False,
-    }
+    options = {"host": host, "port": port, **UVICORN_OPTIONS}
     if args.workers == 1:
         tune_gc()
         uvicorn.run(gateway, **options)  # type: ignore[arg-type]

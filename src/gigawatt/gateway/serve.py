@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Any
 
 from gigawatt.gateway.app import Gateway
 from gigawatt.keys import open_key_store
@@ -33,6 +34,21 @@ def build_gateway(policy: Policy) -> Gateway:
 
 def load(config: Path | None) -> Policy:
     return load_policy(config) if config is not None else load_default_policy()
+
+
+# How `gigawatt serve` runs uvicorn, host and port aside.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "lifespan": "on",
+    "log_level": "warning",
+    "access_log": False,
+    # No `server: uvicorn` header: it names the software to every caller and costs a header
+    # check per response.
+    "server_header": False,
+    # Nothing in the gateway reads the client's address, so X-Forwarded-For is not parsed.
+    "proxy_headers": False,
+}
 
 
 def app_from_env() -> Gateway:
