@@ -57,6 +57,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("gigawatt.gateway")
 
+# The request headers the gateway reads; the others (an SDK sends a dozen more) are not decoded.
+_READ_HEADERS = {
+    name.encode(): name
+    for name in ("authorization", "x-api-key", "content-length", "anthropic-version")
+}
+
 # When an OpenAI client names no max_tokens and the upstream speaks Anthropic (which needs one).
 DEFAULT_MAX_TOKENS = 8192
 
@@ -148,7 +154,7 @@ class Gateway:
             return
         method, path = scope["method"], scope["path"]
         dialect: Dialect = "anthropic" if path.startswith("/v1/messages") else "openai"
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _read_headers(scope["headers"])
         try:
             if path == "/v1/chat/completions" and method == "POST":
                 await self._llm(headers, receive, send, "openai")
@@ -814,6 +820,16 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[str, s
 
 
 _JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+def _read_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers in `_READ_HEADERS`, by name (servers give names in lower case)."""
+    headers = {}
+    for name, value in raw:
+        known = _READ_HEADERS.get(name)
+        if known is not None:
+            headers[known] = value.decode("latin-1")
+    return headers
 
 
 async def _send_encoded(send: Send, status: int, body: bytes, headers: list[Header]) -> None:
