@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from gigawatt.errors import StateTimeout
 from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.policy.model import Rate, Window
 
@@ -137,3 +141,55 @@ def test_redis_reloads_its_scripts_after_they_are_flushed(fresh_redis_url: str) 
     finally:
         server.close()
         limiter.close()
+
+
+def test_a_sqlite_file_held_by_another_process_is_waited_for_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """While another connection holds the write lock, calls wait on the loop, which keeps
+    running; they go through once the lock is let go, and time out if it never is."""
+    path = tmp_path / "state.db"
+    limiter = Limiter(make_policy(rate=Rate(rpm=100)), open_store(f"sqlite:///{path}", 1.0))
+    limiter.admit("a", "pro", "small", Usage(1, 1), T0)  # the schema and a row exist
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def ticks_while(waiting: Awaitable[object], seconds: float) -> tuple[int, object]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(waiting), seconds)
+        except Exception as exc:
+            outcome = exc
+        ticker.cancel()
+        return ticks, outcome
+
+    async def steps() -> None:
+        # Alone on a quiet loop, and several in one turn.
+        calls = [limiter.aadmit(a, "pro", "small", Usage(1, 1), T0) for a in ("a", "b", "c")]
+        together = asyncio.gather(*calls, return_exceptions=True)
+        threading.Timer(0.3, holder.execute, ("COMMIT",)).start()
+        ticks, decisions = await ticks_while(together, 5.0)
+        assert ticks >= 10  # the loop ran meanwhile: about 30 ticks of 10 ms
+        assert [d.admitted for d in decisions] == [True, True, True]  # type: ignore[union-attr]
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        ticks, outcome = await ticks_while(limiter.aadmit("d", "pro", "small", Usage(1, 1), T0), 5)
+        assert isinstance(outcome, StateTimeout)
+        assert 0.9 < time.monotonic() - started < 3
+        assert ticks >= 50
+
+    try:
+        asyncio.run(steps())
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    assert limiter.snapshot("d", "pro", T0)[0].used == 0  # the timed-out call did nothing

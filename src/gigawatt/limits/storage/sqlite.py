@@ -25,11 +25,14 @@ a sixth of the throughput on the machines we measured (docs/benchmarks.md).
 Waiting for the lock: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, so a
 waiter can sleep 50 ms for a lock held 50 us, and an unlucky one times out. Threads of one process
 therefore queue on a Python lock first, and the file lock is retried in Python with sleeps that
-start at 50 us and never exceed 2 ms, until the state timeout.
+start at 50 us and never exceed 2 ms, until the state timeout. On an event loop those waits are
+made on the loop (`asyncio.sleep`), never by blocking it: a gateway worker whose loop slept
+while another worker held the file stalled every request it was serving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import marshal
@@ -38,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from gigawatt.errors import StateError, StateTimeout
@@ -191,13 +194,16 @@ class SQLiteStore(LocalStore):
     def apply(self, account: str, change: Callable[[AccountState], T]) -> T:
         return self._locked(self._decide, account, change)
 
-    def _locked(self, work: Callable[..., T], *args: Any) -> T:
+    def _locked(self, work: Callable[..., T], *args: Any, wait: bool = True) -> T:
         """`work(connection, deadline, *args)` on this thread's connection, holding the
-        process's turn at the file; SQLite's errors become `StateError`."""
-        if not self._lock.acquire(self._timeout_s):
+        process's turn at the file; SQLite's errors become `StateError`. With `wait=False`,
+        `_Busy` at once wherever it would wait (the deadline given to `work` is then None)."""
+        if not self._lock.acquire(self._timeout_s if wait else 0.0):
+            if not wait:
+                raise _Busy
             raise StateTimeout(f"SQLite state at {self.path}: no turn within {self._timeout_s}s")
         try:
-            deadline = time.monotonic() + self._timeout_s
+            deadline = time.monotonic() + self._timeout_s if wait else None
             try:
                 return work(self._connection(), deadline, *args)
             except sqlite3.Error as exc:
@@ -208,7 +214,7 @@ class SQLiteStore(LocalStore):
     def _decide(
         self,
         conn: sqlite3.Connection,
-        deadline: float,
+        deadline: float | None,
         account: str,
         change: Callable[[AccountState], T],
     ) -> T:
@@ -230,7 +236,7 @@ class SQLiteStore(LocalStore):
     def _in_transaction(
         self,
         conn: sqlite3.Connection,
-        deadline: float,
+        deadline: float | None,
         calls: list[tuple[str, Callable[[AccountState], Any]]],
     ) -> list[Any]:
         """Every call in one `BEGIN IMMEDIATE` transaction: its result, or the exception it
@@ -282,21 +288,51 @@ class SQLiteStore(LocalStore):
     async def arelease(self, reservation: Reservation, now: float) -> bool:
         return await self._call_in_turn(reservation.account, releasing(reservation, now))  # type: ignore[no-any-return]
 
+    # The event loop never sleeps waiting for the file: while another process (or a thread of
+    # this one) holds it, every request of this worker would wait too. A call that finds it busy
+    # waits with its turn's batch, which retries from the loop (`_run_later`).
+
     async def _call_in_turn(self, account: str, change: Callable[[AccountState], T]) -> T:
         """At once while the loop is idle, else with the other calls of this turn."""
         if self._turns.alone():
-            return self.apply(account, change)
+            try:
+                return self._locked(self._decide, account, change, wait=False)
+            except _Busy:
+                pass
         return await self._turns.submit((account, change))  # type: ignore[no-any-return]
 
-    def _run_turn(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
-        """A commit costs as much as the write it carries, so a turn's calls commit together
-        (one alone takes the cheaper way of a plain call)."""
-        if len(calls) > 1:
-            return self._locked(self._in_transaction, calls)
+    def _run_turn(
+        self, calls: list[tuple[str, Callable[[AccountState], Any]]]
+    ) -> list[Any] | Awaitable[list[Any]]:
         try:
-            return [self.apply(*calls[0])]
+            return self._run_now(calls)
+        except _Busy:
+            return self._run_later(calls)
+
+    def _run_now(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
+        """A commit costs as much as the write it carries, so a turn's calls commit together
+        (one alone takes the cheaper way of a plain call). `_Busy` if the file is held."""
+        if len(calls) > 1:
+            return self._locked(self._in_transaction, calls, wait=False)
+        try:
+            return [self._locked(self._decide, *calls[0], wait=False)]
         except (StateError, ValueError, TypeError) as exc:
             return [exc]
+
+    async def _run_later(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
+        """`_run_now` again after short waits on the loop, until the state timeout."""
+        deadline = time.monotonic() + self._timeout_s
+        wait = _FIRST_WAIT_S
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                return self._run_now(calls)
+            except _Busy:
+                if time.monotonic() + wait > deadline:
+                    raise StateTimeout(
+                        f"SQLite state at {self.path} stayed locked for {self._timeout_s}s"
+                    ) from None
+                wait = min(wait * 2, _MAX_WAIT_S)
 
     def _remember(self, account: str, version: int, state: AccountState) -> None:
         known = self._known
@@ -305,9 +341,14 @@ class SQLiteStore(LocalStore):
             del known[next(iter(known))]  # the longest unused: a used one is popped and re-added
 
     def _retry(
-        self, conn: sqlite3.Connection, deadline: float, call: Callable[..., T], *args: object
+        self,
+        conn: sqlite3.Connection,
+        deadline: float | None,
+        call: Callable[..., T],
+        *args: object,
     ) -> T:
-        """`call(conn, *args)`, retried with short sleeps while another writer holds the lock."""
+        """`call(conn, *args)`, retried with short sleeps while another writer holds the lock
+        (with no deadline, `_Busy` at once)."""
         wait = _FIRST_WAIT_S
         while True:
             try:
@@ -315,6 +356,8 @@ class SQLiteStore(LocalStore):
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
+                if deadline is None:
+                    raise _Busy from exc
                 if time.monotonic() + wait > deadline:
                     raise StateTimeout(
                         f"SQLite state at {self.path} stayed locked for {self._timeout_s}s"
@@ -357,6 +400,10 @@ def _add_version_column(conn: sqlite3.Connection) -> None:
     if "version" not in columns:
         with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
             conn.execute("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+
+
+class _Busy(Exception):
+    """The file (or this process's turn at it) is held by someone else; nothing was done."""
 
 
 class FairLock:
