@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from gigawatt.limits import Limiter, Reservation, Usage
+from gigawatt.limits import Decision, Limiter, Reservation, Usage
 
 from .conftest import MakeGateway
 
@@ -63,8 +63,18 @@ def test_past_capacity_a_request_waits_then_gets_the_overload_error(
         # The overloaded requests were not charged.
         _, body = get(gw.url + "/v1/usage", {"x-api-key": waiting})
         assert json.loads(body)["buckets"][0]["remaining"] == 2
+        # Both waited their 300 ms for a slot; the first found one free.
+        assert queue_wait(gw.url) == (3, pytest.approx(0.6, abs=0.1))
     finally:
         worker.join()
+
+
+def queue_wait(url: str) -> tuple[int, float]:
+    """`gigawatt_queue_wait_seconds`: how many waits were timed, and their sum in seconds."""
+    _, text = get(url + "/metrics")
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    count = lines["gigawatt_queue_wait_seconds_count"]
+    return int(count), float(lines["gigawatt_queue_wait_seconds_sum"])
 
 
 def test_degradation_is_announced_in_a_header(make_gateway: MakeGateway) -> None:
@@ -197,3 +207,21 @@ def test_the_answer_does_not_wait_for_its_usage_to_be_written(make_gateway: Make
 def window_used(url: str, key: str) -> float:
     _, body = get(url + "/v1/usage", {"x-api-key": key})
     return float(json.loads(body)["windows"][0]["used"])
+
+
+class SlowToAdmit(Limiter):
+    delay_s = 0.5
+
+    async def aadmit(self, *args: Any, **kwargs: Any) -> Decision:
+        await asyncio.sleep(self.delay_s)
+        return await super().aadmit(*args, **kwargs)
+
+
+def test_the_queue_wait_is_only_the_wait_for_a_slot(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    gw.gateway.limiter = SlowToAdmit(gw.gateway.limiter.policy, gw.gateway.limiter.store)
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key(), max_retries=0) as client:
+        client.chat.completions.create(model="small", messages=QUICK)
+    count, seconds = queue_wait(gw.url)
+    assert count == 1
+    assert seconds < SlowToAdmit.delay_s / 5  # a free slot: the admit's half second not counted

@@ -202,7 +202,6 @@ class Gateway:
     async def _llm(
         self, headers: dict[str, str], receive: Receive, send: Send, dialect: Dialect
     ) -> None:
-        started = time.perf_counter()
         record, plan = self._authenticate(headers)
         raw = await self.read_body(headers, receive)
         request = parse_anthropic(raw) if dialect == "anthropic" else parse_openai(raw)
@@ -217,16 +216,21 @@ class Gateway:
             self.metrics.inc("gigawatt_degraded_total", request.model, plan.name)
         pool = self.pools[upstream.name]
         # Most requests find a slot free: no coroutine to make and await for them.
-        if not pool.try_acquire() and not await pool.acquire(plan.priority, plan.queue_timeout_s):
-            await self._settle(admitted, None)
-            self.metrics.inc("gigawatt_requests_total", request.model, "overloaded", plan.name)
-            raise GatewayError(
-                "overloaded",
-                f"{upstream.name} is at capacity and your request waited "
-                f"{plan.queue_timeout_s:g}s in the queue; retry in {OVERLOAD_RETRY_AFTER_S}s",
-                headers={"retry-after": str(OVERLOAD_RETRY_AFTER_S)},
-            )
-        self.metrics.observe("gigawatt_queue_wait_seconds", time.perf_counter() - started)
+        if pool.try_acquire():
+            self.metrics.observe("gigawatt_queue_wait_seconds", 0.0)
+        else:
+            waiting = time.perf_counter()
+            got_slot = await pool.acquire(plan.priority, plan.queue_timeout_s)
+            self.metrics.observe("gigawatt_queue_wait_seconds", time.perf_counter() - waiting)
+            if not got_slot:
+                await self._settle(admitted, None)
+                self.metrics.inc("gigawatt_requests_total", request.model, "overloaded", plan.name)
+                raise GatewayError(
+                    "overloaded",
+                    f"{upstream.name} is at capacity and your request waited "
+                    f"{plan.queue_timeout_s:g}s in the queue; retry in {OVERLOAD_RETRY_AFTER_S}s",
+                    headers={"retry-after": str(OVERLOAD_RETRY_AFTER_S)},
+                )
         try:
             outcome = await self._forward(
                 upstream, request, plan, admitted, dialect, receive, send, limit_headers
@@ -700,7 +704,10 @@ def _metrics(gateway: Gateway) -> Metrics:
     metrics.counter("gigawatt_state_errors_total", "Failed limiter state calls.", ("call",))
     metrics.counter("gigawatt_input_tokens_total", "Input tokens reconciled.")
     metrics.counter("gigawatt_output_tokens_total", "Output tokens reconciled.")
-    metrics.histogram("gigawatt_queue_wait_seconds", "Time waiting for a slot.")
+    metrics.histogram(
+        "gigawatt_queue_wait_seconds",
+        "Time waiting for a slot at the upstream (0 when one was free).",
+    )
     metrics.histogram("gigawatt_upstream_seconds", "Upstream response time.", ("upstream",))
     metrics.gauge(
         "gigawatt_queue_depth",
