@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from gigawatt.limits.usage import Usage
 
@@ -175,11 +175,14 @@ class AdmitResult(NamedTuple):
 
 @dataclass(slots=True)
 class ReservationRecord:
-    """What the store keeps of an open reservation: enough to undo it at its deadline."""
+    """What the store keeps of an open reservation: enough to undo it at its deadline. Never
+    changed once made, so a store that serialises it may keep its serialisable form in `plain`
+    (an account with many requests in flight is written with every one of them, each time)."""
 
     deadline: float
     buckets: tuple[BucketCharge, ...]
     windows: tuple[WindowCharge, ...]
+    plain: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

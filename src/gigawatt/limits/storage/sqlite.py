@@ -467,16 +467,21 @@ def encode_state(state: AccountState) -> bytes:
             state.starts,
             state.used,
             state.slots,
-            {
-                rid: (
-                    rec.deadline,
-                    tuple(tuple(c) for c in rec.buckets),
-                    tuple(tuple(c) for c in rec.windows),
-                )
-                for rid, rec in state.reservations.items()
-            },
+            {rid: rec.plain or _plain(rec) for rid, rec in state.reservations.items()},
         )
     )
+
+
+def _plain(record: ReservationRecord) -> tuple[Any, ...]:
+    """`record` as builtin tuples for marshal, made once per record (`ReservationRecord.plain`):
+    an account's row is written with every reservation it holds, and with 64 in flight making
+    them afresh took 93 of the 120 µs an encoding cost."""
+    plain = record.plain = (
+        record.deadline,
+        tuple(tuple(c) for c in record.buckets),
+        tuple(tuple(c) for c in record.windows),
+    )
+    return plain
 
 
 def decode_state(blob: bytes) -> AccountState:
@@ -490,10 +495,11 @@ def decode_state(blob: bytes) -> AccountState:
         slots=slots,
         reservations={
             rid: ReservationRecord(
-                deadline,
-                tuple(BucketCharge(*c) for c in buckets),
-                tuple(WindowCharge(*c) for c in windows),
+                plain[0],
+                tuple(BucketCharge(*c) for c in plain[1]),
+                tuple(WindowCharge(*c) for c in plain[2]),
+                plain,
             )
-            for rid, (deadline, buckets, windows) in reservations.items()
+            for rid, plain in reservations.items()
         },
     )
