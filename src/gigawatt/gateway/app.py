@@ -44,6 +44,7 @@ from gigawatt.gateway.upstream import (
     usage_from_anthropic,
     usage_from_openai,
 )
+from gigawatt.gateway.worker_metrics import WRITE_EVERY_S, worker_metrics_from_env
 from gigawatt.keys import KeyRecord, KeyStore
 from gigawatt.limits import Decision, Limiter, Reservation, Usage, open_store
 from gigawatt.limits.describe import limit_label, refusal_message
@@ -109,6 +110,9 @@ class Gateway:
         # Used only when the state store fails and the policy says to keep serving.
         self.local_limiter = Limiter(policy, open_store("memory://"))
         self.metrics = _metrics(self)
+        # Set under `--workers N`: every worker's metrics, summed on each scrape.
+        self.worker_metrics = worker_metrics_from_env()
+        self._metrics_writer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -132,8 +136,15 @@ class Gateway:
                 server = await serve_sim_backend("127.0.0.1", 0)
                 self._sim_servers.append(server)
                 self.upstream_urls[upstream.name] = server.url + "/v1"
+        if self.worker_metrics is not None:
+            self._metrics_writer = asyncio.ensure_future(self._write_metrics_often())
 
     async def shutdown(self) -> None:
+        if self._metrics_writer is not None:
+            self._metrics_writer.cancel()
+            self._metrics_writer = None
+        if self.worker_metrics is not None:
+            self._write_metrics()  # what this worker counted stays in the others' sums
         close = getattr(self.limiter.store, "aclose", None)
         if close is not None:
             await close()
@@ -172,7 +183,7 @@ class Gateway:
                 )
                 await _send_json(send, status, payload)
             elif path == "/metrics" and method == "GET":
-                body = self.metrics.render().encode()
+                body = self._render_metrics().encode()
                 await _send(send, 200, body, [("content-type", "text/plain; version=0.0.4")])
             else:
                 raise GatewayError("not_found", f"no such endpoint: {method} {path}")
@@ -180,6 +191,24 @@ class Gateway:
             await self._error(send, dialect, exc)
         except ClientGone:
             return
+
+    def _render_metrics(self) -> str:
+        if self.worker_metrics is None:
+            return self.metrics.render()
+        self._write_metrics()
+        return self.metrics.render(self.worker_metrics.others())
+
+    def _write_metrics(self) -> None:
+        assert self.worker_metrics is not None
+        try:
+            self.worker_metrics.write(self.metrics.snapshot())
+        except OSError as exc:
+            log.warning("could not write this worker's metrics: %s", exc)
+
+    async def _write_metrics_often(self) -> None:
+        while True:
+            await asyncio.sleep(WRITE_EVERY_S)
+            self._write_metrics()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
     from gigawatt.cli import report_policy_error
     from gigawatt.errors import PolicyError, StateError
     from gigawatt.gateway.serve import CONFIG_ENV, UVICORN_OPTIONS, build_gateway, load, tune_gc
+    from gigawatt.gateway.worker_metrics import METRICS_DIR_ENV
 
     try:
         policy = load(args.config)
@@ -64,12 +67,18 @@ def serve(args: argparse.Namespace) -> int:
     else:
         if args.config is not None:
             os.environ[CONFIG_ENV] = str(args.config.resolve())
-        uvicorn.run(
-            "gigawatt.gateway.serve:app_from_env",
-            factory=True,
-            workers=args.workers,
-            **options,  # type: ignore[arg-type]
-        )
+        # Where the workers leave their metrics for each other (`worker_metrics`).
+        metrics_dir = tempfile.mkdtemp(prefix="gigawatt-metrics-")
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+        try:
+            uvicorn.run(
+                "gigawatt.gateway.serve:app_from_env",
+                factory=True,
+                workers=args.workers,
+                **options,  # type: ignore[arg-type]
+            )
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

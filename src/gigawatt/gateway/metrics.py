@@ -1,15 +1,16 @@
 """Prometheus metrics, in the text exposition format, kept per process.
 
 A few counters, gauges and histograms are all the gateway needs, so they are written here rather
-than pulling in a client library. With `--workers N` each process reports its own; scrape each
-worker, or run one process per port.
+than pulling in a client library. With `--workers N` each worker also writes its series to a
+directory they share (`worker_metrics`), and whichever worker answers `/metrics` sums them all.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # A series is named by its label values, in the order its metric declared the label names.
 Values = tuple[str, ...]
@@ -25,6 +26,52 @@ def _labels(names: tuple[str, ...], values: Values) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass
+class Snapshot:
+    """One process's series at one moment: metric name -> label values -> value (a histogram's:
+    its bucket counts, +Inf, then the sum)."""
+
+    counters: dict[str, dict[Values, float]]
+    histograms: dict[str, dict[Values, list[float]]]
+    gauges: dict[str, dict[Values, float]]
+
+    def add(self, other: Snapshot) -> None:
+        """Sum `other`'s series into these (a series only one of them has is kept as it is)."""
+        for mine, theirs in ((self.counters, other.counters), (self.gauges, other.gauges)):
+            for name, series in theirs.items():
+                into = mine.setdefault(name, {})
+                for key, value in series.items():
+                    into[key] = into.get(key, 0.0) + value
+        for name, histograms in other.histograms.items():
+            into_h = self.histograms.setdefault(name, {})
+            for key, counts in histograms.items():
+                known = into_h.get(key)
+                into_h[key] = (
+                    list(counts)
+                    if known is None
+                    else [a + b for a, b in zip(known, counts, strict=True)]
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            kind: {
+                name: [[list(k), v] for k, v in series.items()] for name, series in group.items()
+            }
+            for kind, group in (
+                ("counters", self.counters),
+                ("histograms", self.histograms),
+                ("gauges", self.gauges),
+            )
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Snapshot:
+        def group(kind: str) -> dict[str, dict[Values, Any]]:
+            return {name: {tuple(k): v for k, v in series} for name, series in data[kind].items()}
+
+        return cls(group("counters"), group("histograms"), group("gauges"))
 
 
 @dataclass(frozen=True)
@@ -85,15 +132,31 @@ class Metrics:
         if len(values) != len(labels):
             raise ValueError(f"{name} takes labels {labels}, got values {values}")
 
-    def render(self) -> str:
+    def snapshot(self) -> Snapshot:
+        """Every series now (gauges read), as plain data another process can merge."""
+        return Snapshot(
+            {name: dict(series) for name, series in self._counters.items()},
+            {
+                name: {k: list(v) for k, v in series.items()}
+                for name, series in self._histograms.items()
+            },
+            {name: read() for name, read in self._gauges.items()},
+        )
+
+    def render(self, others: Sequence[Snapshot] = ()) -> str:
+        """The text format: this process's series, summed with those of `others` (other worker
+        processes serving the same gateway)."""
+        merged = self.snapshot()
+        for other in others:
+            merged.add(other)
         lines: list[str] = []
-        for name, series in sorted(self._counters.items()):
+        for name, series in sorted(merged.counters.items()):
             labels = self._header(lines, name)
             lines += [f"{name}{_labels(labels, k)} {v:g}" for k, v in sorted(series.items())]
-        for name, read in sorted(self._gauges.items()):
+        for name, values in sorted(merged.gauges.items()):
             labels = self._header(lines, name)
-            lines += [f"{name}{_labels(labels, k)} {v:g}" for k, v in sorted(read().items())]
-        for name, histogram in sorted(self._histograms.items()):
+            lines += [f"{name}{_labels(labels, k)} {v:g}" for k, v in sorted(values.items())]
+        for name, histogram in sorted(merged.histograms.items()):
             labels = self._header(lines, name)
             bucket_labels = (*labels, "le")
             for key, counts in sorted(histogram.items()):
