@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,6 +94,18 @@ def serve(gateway: Gateway) -> Iterator[str]:
 
 
 MakeGateway = Callable[..., Running]
+
+
+def stop_serving(proc: subprocess.Popen[str]) -> None:
+    """Stop a `gigawatt serve` process as Ctrl-C would, killing it if it does not stop."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from .conftest import stop_serving
 
 
 def _free_port() -> int:
@@ -51,14 +52,7 @@ def test_serve_prints_a_key_and_examples_that_work(tmp_path: Path) -> None:
             out = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=60)
             assert '"choices"' in out.stdout, out.stdout + out.stderr
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_serving(proc)
 
 
 def _wait_for_port(port: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 
 from gigawatt.gateway.metrics import Metrics
 from gigawatt.gateway.worker_metrics import WorkerMetrics
+
+from .conftest import stop_serving
 
 
 def a_worker(requests: int, inflight: float) -> Metrics:
@@ -108,11 +109,4 @@ def test_serve_with_two_workers_counts_every_request_on_every_scrape(tmp_path: P
             )
         assert counts == [20.0] * 8
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop_serving(proc)
