@@ -32,7 +32,9 @@ def a_worker(requests: int, inflight: float) -> Metrics:
 def test_a_scrape_sums_every_workers_series(tmp_path: Path) -> None:
     mine, theirs = a_worker(3, 1.0), a_worker(4, 2.0)
     theirs.inc("requests_total", "refused")
-    WorkerMetrics(tmp_path, pid=os.getpid() + 10**6).write(theirs.snapshot())  # not running
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a worker that has exited
+    gone.wait()
+    WorkerMetrics(tmp_path, pid=gone.pid).write(theirs.snapshot())
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         WorkerMetrics(tmp_path, pid=alive.pid).write(a_worker(5, 4.0).snapshot())
