@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from gigawatt.gateway.serve import tune_gc
+from gigawatt.gateway.serve import UVICORN_OPTIONS, tune_gc
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -188,13 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,  # as `gigawatt serve` runs
-        proxy_headers=False,  # as `gigawatt serve` runs
+        **UVICORN_OPTIONS,
     )
     return 0
 
