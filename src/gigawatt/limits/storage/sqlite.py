@@ -41,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gigawatt.errors import StateError, StateTimeout
@@ -321,18 +321,11 @@ class SQLiteStore(LocalStore):
 
     async def _run_later(self, calls: list[tuple[str, Callable[[AccountState], Any]]]) -> list[Any]:
         """`_run_now` again after short waits on the loop, until the state timeout."""
-        deadline = time.monotonic() + self._timeout_s
-        wait = _FIRST_WAIT_S
+        waits = self._waits(time.monotonic() + self._timeout_s)
         while True:
-            await asyncio.sleep(wait)
-            try:
+            await asyncio.sleep(next(waits))
+            with contextlib.suppress(_Busy):
                 return self._run_now(calls)
-            except _Busy:
-                if time.monotonic() + wait > deadline:
-                    raise StateTimeout(
-                        f"SQLite state at {self.path} stayed locked for {self._timeout_s}s"
-                    ) from None
-                wait = min(wait * 2, _MAX_WAIT_S)
 
     def _remember(self, account: str, version: int, state: AccountState) -> None:
         known = self._known
@@ -349,7 +342,7 @@ class SQLiteStore(LocalStore):
     ) -> T:
         """`call(conn, *args)`, retried with short sleeps while another writer holds the lock
         (with no deadline, `_Busy` at once)."""
-        wait = _FIRST_WAIT_S
+        waits: Iterator[float] | None = None  # made at the first wait: most calls make none
         while True:
             try:
                 return call(conn, *args)
@@ -358,12 +351,18 @@ class SQLiteStore(LocalStore):
                     raise
                 if deadline is None:
                     raise _Busy from exc
-                if time.monotonic() + wait > deadline:
-                    raise StateTimeout(
-                        f"SQLite state at {self.path} stayed locked for {self._timeout_s}s"
-                    ) from exc
-                time.sleep(wait)
-                wait = min(wait * 2, _MAX_WAIT_S)
+                if waits is None:
+                    waits = self._waits(deadline)
+                time.sleep(next(waits))
+
+    def _waits(self, deadline: float) -> Iterator[float]:
+        """How long to wait before each next try at a held file: from `_FIRST_WAIT_S`, doubling
+        up to `_MAX_WAIT_S`; `StateTimeout` once the next wait would pass `deadline`."""
+        wait = _FIRST_WAIT_S
+        while time.monotonic() + wait <= deadline:
+            yield wait
+            wait = min(wait * 2, _MAX_WAIT_S)
+        raise StateTimeout(f"SQLite state at {self.path} stayed locked for {self._timeout_s}s")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
