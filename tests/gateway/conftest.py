@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +70,12 @@ class Running:
     def key(self, plan: str = "pro", account: str = "alice") -> str:
         _, secret = self.gateway.keys.store.create(account, plan, 0.0)
         return secret
+
+    def window_used(self, key: str) -> float:
+        """Credits used in the first window of `key`'s account, from `GET /v1/usage`."""
+        request = urllib.request.Request(self.url + "/v1/usage", headers={"x-api-key": key})
+        with urllib.request.urlopen(request) as response:
+            return float(json.load(response)["windows"][0]["used"])
 
 
 @contextmanager

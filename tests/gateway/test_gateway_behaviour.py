@@ -197,16 +197,11 @@ def test_the_answer_does_not_wait_for_its_usage_to_be_written(make_gateway: Make
         took = time.monotonic() - started
     assert took < SlowToSettle.delay_s / 2
     # The usage is written all the same: the reservation (50 output tokens) becomes the 5 used.
-    reserved = window_used(gw.url, key)
+    reserved = gw.window_used(key)
     deadline = time.monotonic() + SlowToSettle.delay_s * 3
-    while window_used(gw.url, key) == reserved and time.monotonic() < deadline:
+    while gw.window_used(key) == reserved and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert window_used(gw.url, key) < reserved
-
-
-def window_used(url: str, key: str) -> float:
-    _, body = get(url + "/v1/usage", {"x-api-key": key})
-    return float(json.loads(body)["windows"][0]["used"])
+    assert gw.window_used(key) < reserved
 
 
 class SlowToAdmit(Limiter):

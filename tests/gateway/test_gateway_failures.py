@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from .conftest import MakeGateway, Running
+from .conftest import MakeGateway
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
@@ -23,12 +23,6 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
             return response.status, dict(response.headers), json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read())
-
-
-def usage_of(gw: Running, key: str) -> float:
-    request = urllib.request.Request(gw.url + "/v1/usage", headers={"x-api-key": key})
-    with urllib.request.urlopen(request) as response:
-        return float(json.load(response)["windows"][0]["used"])
 
 
 GOOD_OPENAI = {"model": "small", "messages": [{"role": "user", "content": "hi"}]}
@@ -117,7 +111,7 @@ def test_an_upstream_500_is_a_502_and_releases_the_reservation(
             client.messages.create(model="small", max_tokens=10, messages=failing, stream=stream)
         assert refused.value.status_code == 502
         assert refused.value.body["error"]["type"] == "api_error"  # type: ignore[index]
-    assert usage_of(gw, key) == 0.0
+    assert gw.window_used(key) == 0.0
 
 
 def test_an_upstream_timeout_is_a_504_and_releases_the_reservation(
@@ -132,12 +126,12 @@ def test_an_upstream_timeout_is_a_504_and_releases_the_reservation(
         client.chat.completions.create(model="small", messages=slow)
     assert info.value.status_code == 504
     assert time.monotonic() - started < 2.5
-    assert usage_of(gw, key) == 0.0
+    assert gw.window_used(key) == 0.0
     other = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0)
     with other, pytest.raises(anthropic.APIStatusError) as refused:
         other.messages.create(model="small", max_tokens=10, messages=slow)
     assert refused.value.status_code == 504
-    assert usage_of(gw, key) == 0.0
+    assert gw.window_used(key) == 0.0
 
 
 def test_a_client_that_hangs_up_mid_stream_is_charged_for_what_was_produced(
@@ -165,10 +159,10 @@ def test_a_client_that_hangs_up_mid_stream_is_charged_for_what_was_produced(
             received += conn.recv(65536)
     # Wait for the gateway to notice and settle.
     deadline = time.monotonic() + 5
-    reserved = usage_of(gw, key)
-    while usage_of(gw, key) == reserved and time.monotonic() < deadline:
+    reserved = gw.window_used(key)
+    while gw.window_used(key) == reserved and time.monotonic() < deadline:
         time.sleep(0.05)
-    used = usage_of(gw, key)
+    used = gw.window_used(key)
     stats = json.load(urllib.request.urlopen(gw.sim_url + "/sim/stats"))
     assert stats["cancelled"] >= 1
     # Charged input plus the tokens produced before the hang-up: more than 20, far below 2,000.
