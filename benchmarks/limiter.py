@@ -42,6 +42,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gigawatt import sqlite_file
 from gigawatt.errors import StateError
 from gigawatt.limits import Limiter, Usage, open_store
 from gigawatt.limits.storage.redis import RedisStore
@@ -341,9 +342,8 @@ def prime(limiter: Limiter, accounts: list[str]) -> None:
 
 
 def sqlite_connect(path: str, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    # The store's connection settings (storage/sqlite.py).
-    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # The store's connection settings (sqlite_file.py, storage/sqlite.py).
+    conn = sqlite_file.connect(path, 2.0)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=2000")
     return conn

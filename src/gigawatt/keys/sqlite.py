@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gigawatt import sqlite_file
 from gigawatt.errors import StateError, StateTimeout
 from gigawatt.keys.base import (
     ID_ATTEMPTS,
@@ -136,10 +137,7 @@ class SQLiteKeyStore:
         # sqlite3 connections must not cross threads; each thread keeps its own.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite_file.connect(self.path, self._timeout_s)
             # FULL, unlike the limiter's NORMAL: a revocation lost to a power cut would bring a
             # key back to life, and key writes are too rare for the cost to matter.
             conn.execute("PRAGMA synchronous=FULL")

@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from gigawatt import sqlite_file
 from gigawatt.errors import StateError, StateTimeout
 from gigawatt.limits.storage.base import (
     AdmitRequest,
@@ -83,8 +84,8 @@ _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
 CHECKPOINT_EVERY_S = 0.5
-# A WAL past this many frames (4 MB at 4 KB pages, SQLite's own default) is restarted from its
-# beginning by the checkpoint thread; the file is cut back to WAL_SIZE_LIMIT_BYTES when it is.
+# A WAL past this many frames (1 MB at the 1 KB pages of a file made by `sqlite_file`, 4 MB at
+# SQLite's default 4 KB; SQLite's own threshold) is restarted from its beginning by the checkpoint thread; the file is cut back to WAL_SIZE_LIMIT_BYTES when it is.
 RESTART_AFTER_FRAMES = 1000
 WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 # How long the checkpoint thread waits for the write lock before a restart; it skips the restart
@@ -132,12 +133,9 @@ class SQLiteStore(LocalStore):
         # sqlite3 connections must not cross threads; each thread keeps its own.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
-            )
             # Setting up (WAL mode, the schema) may wait in SQLite's own busy handler: it happens
             # once per connection, when many processes may start at the same moment.
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite_file.connect(self.path, self._timeout_s)
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             conn.execute(_SCHEMA)
             _add_version_column(conn)
