@@ -742,6 +742,34 @@ def litellm_venv(directory: Path, console: Console) -> tuple[Path | None, str]:
 
 # --- the run ---------------------------------------------------------------------------------
 
+# The run starts once the 1-minute load average is below this (or `--settle-s` has passed): a run
+# begun straight after a test run measured its gateway a few percent slower and its half-load
+# latency up to twice as high as runs begun on a quiet machine.
+QUIET_LOAD = 0.5
+
+
+def wait_for_quiet(console: Console, settle_s: float) -> float:
+    """Wait, up to `settle_s`, for the machine to be quiet; the seconds waited."""
+    started = time.monotonic()
+    with console.status("") as status:
+        while (load := os.getloadavg()[0]) >= QUIET_LOAD:
+            waited = time.monotonic() - started
+            if waited >= settle_s:
+                break
+            status.update(
+                f"waiting for a quiet machine: load average {load:.2f}, "
+                f"starting below {QUIET_LOAD:g} ({waited:.0f} of at most {settle_s:g} s)"
+            )
+            time.sleep(2.0)
+    return time.monotonic() - started
+
+
+def waited_words(machine: dict[str, str]) -> str:
+    waited = float(machine.get("waited", "0"))
+    if waited < 1:
+        return ""
+    return f", after waiting {waited:.0f} s for it to fall below {QUIET_LOAD:g}"
+
 
 @dataclass
 class OpenLoop:
@@ -861,6 +889,7 @@ def benchmark(args: argparse.Namespace, console: Console) -> Results:
     else:
         skipped["litellm"] = "skipped with --no-litellm"
     targets = main_targets(litellm_dir)
+    waited_s = wait_for_quiet(console, args.settle_s)
     load_before = "/".join(f"{x:.2f}" for x in os.getloadavg())
     with (
         tempfile.TemporaryDirectory(prefix="gigawatt-gw-bench-") as tmp_name,
@@ -898,6 +927,7 @@ def benchmark(args: argparse.Namespace, console: Console) -> Results:
         machine = machine_info(tool, tmp)
         machine.update(
             load=load_before,
+            waited=f"{waited_s:.0f}",
             redis=redis_version,
             litellm=litellm_version,
             library=library_version(),
@@ -1318,7 +1348,7 @@ def reading(results: Results) -> str:
     parts.append(
         f"One run: {results.rounds} rounds of {results.seconds:g} s per target, {order}, with "
         f"every server up throughout (the idle ones used at most {idle:.2f} of a core). Load "
-        f"average before it: {m['load']}. The rest of the machine used up to "
+        f"average before it: {m['load']}{waited_words(m)}. The rest of the machine used up to "
         f"{outside:.2f} of a core during a target's rounds (column `outside`), and a target's "
         f"rounds differ by up to {worst.spread:.0%} ({describe(worst.target)}); the median "
         "round is reported. CPU per request moves "
@@ -1665,6 +1695,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="connections (closed loop)")
     parser.add_argument("--rounds", type=int, default=5, help="closed-loop rounds per target")
     parser.add_argument("--no-litellm", action="store_true", help="do not run LiteLLM")
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=180.0,
+        help=f"wait up to this long for the load average to fall below {QUIET_LOAD:g} (0: never)",
+    )
     parser.add_argument(
         "--litellm-venv",
         type=Path,
