@@ -84,8 +84,9 @@ _FORMAT = b"\x01"
 _FIRST_WAIT_S = 50e-6
 _MAX_WAIT_S = 2e-3
 CHECKPOINT_EVERY_S = 0.5
-# A WAL past this many frames (1 MB at the 1 KB pages of a file made by `sqlite_file`, 4 MB at
-# SQLite's default 4 KB; SQLite's own threshold) is restarted from its beginning by the checkpoint thread; the file is cut back to WAL_SIZE_LIMIT_BYTES when it is.
+# A WAL past this many frames (SQLite's own threshold: 1 MB at the 1 KB pages of a file made by
+# `sqlite_file`, 4 MB at SQLite's default 4 KB) is restarted from its beginning by the checkpoint
+# thread; the file is cut back to WAL_SIZE_LIMIT_BYTES when it is.
 RESTART_AFTER_FRAMES = 1000
 WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 # How long the checkpoint thread waits for the write lock before a restart; it skips the restart
