@@ -299,12 +299,9 @@ class Gateway:
 
     async def read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.policy.gateway.max_body_bytes
-        too_large = GatewayError(
-            "request_too_large", f"request body larger than the limit of {limit:,} bytes"
-        )
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -314,7 +311,7 @@ class Gateway:
             body = message.get("body", b"")
             size += len(body)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             chunks.append(body)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -827,6 +824,13 @@ async def _wait_for_disconnect(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def _too_large(limit: int) -> GatewayError:
+    # Made only when raised: every request reads its body, and building an exception is not free.
+    return GatewayError(
+        "request_too_large", f"request body larger than the limit of {limit:,} bytes"
+    )
 
 
 def _upstream_message(text: str) -> str | None:
