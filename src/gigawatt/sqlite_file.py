@@ -14,8 +14,8 @@ PAGE_SIZE_BYTES = 1024
 
 def connect(path: str, timeout_s: float) -> sqlite3.Connection:
     """A connection to `path` in WAL mode and autocommit mode (its owner begins transactions
-    itself), not tied to the thread that opened it: a store keeps one per thread, and closes them
-    all from whichever thread closes the store."""
+    itself). Each store keeps one per thread; the connection is not tied to the thread that opened
+    it, so a store may close it from another."""
     conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
     # Before anything writes: the page size of a new file is fixed by its first write.
     conn.execute(f"PRAGMA page_size={PAGE_SIZE_BYTES}")
