@@ -1,4 +1,9 @@
-"""Rate-limit and usage-window headers, in each provider's convention and gigawatt's own."""
+"""Rate-limit and usage-window headers, in each provider's convention and gigawatt's own.
+
+Every response carries ten or more of these, made afresh from the limits as they stand after its
+decision, so the parts that stay the same from one response to the next (names, limits, a window's
+reset) are encoded once and kept; only the counts that move are formatted per response.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,10 @@ WARNING_UTILIZATION = 0.8
 
 
 Header = tuple[bytes, bytes]
+
+# Each remembered-bytes table below is cleared once it holds this many entries: a policy has a few
+# limits, so only a long-running process ever gets there.
+_KEEP = 4096
 
 
 def rfc3339(t: float) -> bytes:
@@ -42,11 +51,11 @@ def openai_duration(seconds: float) -> str:
 
 def _duration(seconds: float) -> bytes:
     """`openai_duration` as header bytes, remembered: it has a thousand values under a second and
-    one a second above, and every response carries four."""
+    one a second above, and every response carries two."""
     key = max(0, round(seconds * 1000)) if seconds < 1 else 1000 + round(seconds)
     text = _DURATIONS.get(key)
     if text is None:
-        if len(_DURATIONS) >= 4096:
+        if len(_DURATIONS) >= _KEEP:
             _DURATIONS.clear()
         text = _DURATIONS[key] = openai_duration(seconds).encode()
     return text
@@ -55,20 +64,17 @@ def _duration(seconds: float) -> bytes:
 _DURATIONS: dict[int, bytes] = {}
 
 
-def _names(
-    template: str, name: str, cache: dict[str, tuple[bytes, bytes, bytes]]
-) -> tuple[bytes, bytes, bytes]:
-    """The limit, remaining and reset header names of bucket `name`, encoded once."""
-    names = cache.get(name)
-    if names is None:
-        names = cache[name] = tuple(  # type: ignore[assignment]
-            template.format(part=part, name=name).encode("latin-1")
-            for part in ("limit", "remaining", "reset")
-        )
-    return names  # type: ignore[return-value]
+def _count(value: float) -> bytes:
+    """A limit as a whole number, remembered: a limit is the same in every response."""
+    text = _COUNTS.get(value)
+    if text is None:
+        if len(_COUNTS) >= _KEEP:
+            _COUNTS.clear()
+        text = _COUNTS[value] = b"%.0f" % value
+    return text
 
 
-_ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
+_COUNTS: dict[float, bytes] = {}
 
 
 def _name(prefix: str, name: str) -> bytes:
@@ -82,26 +88,50 @@ def _name(prefix: str, name: str) -> bytes:
 _PREFIXED: dict[tuple[str, str], bytes] = {}
 
 
-def gigawatt_window_headers(limits: tuple[LimitStatus, ...]) -> list[Header]:
-    """One `gigawatt-window-<name>` header per window: `limit=..; remaining=..; utilization=..;
-    reset=<epoch s>` (reset left out while no window is open).
+def _window_header(status: LimitStatus) -> Header:
+    """`gigawatt-window-<name>: limit=..; remaining=..; utilization=..; reset=<epoch s>` (reset
+    left out while no window is open).
 
     One header a window rather than one per figure: a response already carries a dozen rate-limit
     headers, and the server checks every header it sends.
     """
-    out = []
-    for status in limits:
-        if status.scope != "window":
-            continue
-        value = b"limit=%.0f; remaining=%.0f; utilization=%.4f" % (
-            status.limit,
-            status.remaining,
-            status.utilization,
+    name, _, limit, used, remaining, reset_at, _ = status
+    parts = _WINDOW_PARTS.get((name, limit, reset_at))
+    if parts is None:
+        if len(_WINDOW_PARTS) >= _KEEP:
+            _WINDOW_PARTS.clear()
+        reset = b"" if reset_at is None else b"; reset=%d" % int(reset_at)
+        parts = _WINDOW_PARTS[name, limit, reset_at] = (
+            _name("gigawatt-window-", name),
+            b"limit=%.0f; remaining=" % limit,
+            reset,
         )
-        if status.reset_at is not None:
-            value += b"; reset=%d" % int(status.reset_at)
-        out.append((_name("gigawatt-window-", status.name), value))
-    return out
+    header, head, tail = parts
+    utilization = used / limit if limit else 0.0
+    return header, b"%s%.0f; utilization=%.4f%s" % (head, remaining, utilization, tail)
+
+
+# A window's (name, limit, reset) -> its header name, the value's start and the value's end.
+_WINDOW_PARTS: dict[tuple[str, float, float | None], tuple[bytes, bytes, bytes]] = {}
+
+
+def _bucket_header(status: LimitStatus, now: float) -> Header:
+    """`gigawatt-bucket-<name>: limit=..; remaining=..; reset=<epoch s, to the ms>`."""
+    name, _, limit, _, remaining, reset_at, _ = status
+    parts = _BUCKET_PARTS.get((name, limit))
+    if parts is None:
+        if len(_BUCKET_PARTS) >= _KEEP:
+            _BUCKET_PARTS.clear()
+        parts = _BUCKET_PARTS[name, limit] = (
+            _name("gigawatt-bucket-", name),
+            b"limit=%.0f; remaining=" % limit,
+        )
+    header, head = parts
+    reset = reset_at if reset_at is not None else now
+    return header, b"%s%.0f; reset=%.3f" % (head, remaining, reset)
+
+
+_BUCKET_PARTS: dict[tuple[str, float], tuple[bytes, bytes]] = {}
 
 
 def unified_headers(limits: tuple[LimitStatus, ...], refused_by: str | None) -> list[Header]:
@@ -151,30 +181,46 @@ def anthropic_headers(
     limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
 ) -> list[Header]:
     out: list[Header] = []
+    windows: list[Header] = []
     tokens: LimitStatus | None = None
     for status in limits:
         if status.scope != "bucket":
+            windows.append(_window_header(status))
             continue
-        limit, remaining, reset = _names(
-            "anthropic-ratelimit-{name}-{part}", status.name, _ANTHROPIC_NAMES
+        name, _, limit, _, remaining, reset_at, _ = status
+        limit_name, remaining_name, reset_name = _anthropic_names(name)
+        out += (
+            (limit_name, _count(limit)),
+            (remaining_name, b"%.0f" % remaining),
+            (reset_name, rfc3339(reset_at if reset_at is not None else now)),
         )
-        out += [
-            (limit, b"%.0f" % status.limit),
-            (remaining, b"%.0f" % status.remaining),
-            (reset, rfc3339(status.reset_at if status.reset_at is not None else now)),
-        ]
-        if status.name != "requests" and (tokens is None or status.remaining < tokens.remaining):
+        if name != "requests" and (tokens is None or remaining < tokens.remaining):
             tokens = status
     if tokens is not None:
-        out += [
-            (b"anthropic-ratelimit-tokens-limit", b"%.0f" % tokens.limit),
+        out += (
+            (b"anthropic-ratelimit-tokens-limit", _count(tokens.limit)),
             (b"anthropic-ratelimit-tokens-remaining", b"%.0f" % tokens.remaining),
             (
                 b"anthropic-ratelimit-tokens-reset",
                 rfc3339(tokens.reset_at if tokens.reset_at is not None else now),
             ),
-        ]
-    return out + unified_headers(limits, refused_by) + gigawatt_window_headers(limits)
+        )
+    return out + unified_headers(limits, refused_by) + windows
+
+
+def _anthropic_names(name: str) -> tuple[bytes, bytes, bytes]:
+    """`anthropic-ratelimit-<name>-{limit,remaining,reset}`, encoded once."""
+    names = _ANTHROPIC_NAMES.get(name)
+    if names is None:
+        limit, remaining, reset = (
+            f"anthropic-ratelimit-{name}-{part}".encode("latin-1")
+            for part in ("limit", "remaining", "reset")
+        )
+        names = _ANTHROPIC_NAMES[name] = (limit, remaining, reset)
+    return names
+
+
+_ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
 
 
 def openai_headers(
@@ -187,28 +233,21 @@ def openai_headers(
     tokens: LimitStatus | None = None
     for status in limits:
         if status.scope != "bucket":
-            continue
-        if status.name == "requests":
-            out += [
-                (b"x-ratelimit-limit-requests", b"%.0f" % status.limit),
+            out.append(_window_header(status))
+        elif status.name == "requests":
+            out += (
+                (b"x-ratelimit-limit-requests", _count(status.limit)),
                 (b"x-ratelimit-remaining-requests", b"%.0f" % status.remaining),
                 (b"x-ratelimit-reset-requests", _duration((status.reset_at or now) - now)),
-            ]
-            continue
-        out.append(_bucket_header(status, now))
-        if tokens is None or status.remaining < tokens.remaining:
-            tokens = status
+            )
+        else:
+            out.append(_bucket_header(status, now))
+            if tokens is None or status.remaining < tokens.remaining:
+                tokens = status
     if tokens is not None:
-        out += [
-            (b"x-ratelimit-limit-tokens", b"%.0f" % tokens.limit),
+        out += (
+            (b"x-ratelimit-limit-tokens", _count(tokens.limit)),
             (b"x-ratelimit-remaining-tokens", b"%.0f" % tokens.remaining),
             (b"x-ratelimit-reset-tokens", _duration((tokens.reset_at or now) - now)),
-        ]
-    return out + gigawatt_window_headers(limits)
-
-
-def _bucket_header(status: LimitStatus, now: float) -> Header:
-    """`gigawatt-bucket-<name>: limit=..; remaining=..; reset=<epoch s, to the ms>`."""
-    reset = status.reset_at if status.reset_at is not None else now
-    value = b"limit=%.0f; remaining=%.0f; reset=%.3f" % (status.limit, status.remaining, reset)
-    return _name("gigawatt-bucket-", status.name), value
+        )
+    return out

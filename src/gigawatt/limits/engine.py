@@ -98,7 +98,7 @@ def admit(
     for spec, cost in zip(buckets, bucket_costs, strict=True):
         # _add_to_bucket, inlined.
         key, interval = spec.key, spec.interval_s
-        bucket_charges.append(BucketCharge(key, spec.kind, cost, interval))
+        bucket_charges.append(_new(BucketCharge, (key, spec.kind, cost, interval)))
         tat = bucket_tats.get(key, now)
         new_tat = (tat if tat > now else now) + cost * interval
         if new_tat < now:
@@ -119,7 +119,7 @@ def admit(
                 total = used.get(key, 0.0) + credits
             used[key] = total
             end = start + spec.length_s
-            window_charges.append(WindowCharge(key, False, credits, start, end))
+            window_charges.append(_new(WindowCharge, (key, False, credits, start, end)))
             usage.append((total, end))
             continue
         charge = _charge_current(state, spec, credits, now)
@@ -130,7 +130,7 @@ def admit(
         )
     b_charges, w_charges = tuple(bucket_charges), tuple(window_charges)
     state.reservations[reservation_id] = ReservationRecord(deadline, b_charges, w_charges)
-    return AdmitResult(True, b_charges, w_charges, None, None, (tuple(tats), tuple(usage)))
+    return _new(AdmitResult, (True, b_charges, w_charges, None, None, (tuple(tats), tuple(usage))))
 
 
 def reconcile(
@@ -208,7 +208,7 @@ def statuses_of(
         limit = spec.limit
         left = limit - used
         status = (spec.name, "window", limit, used, left if left > 0.0 else 0.0, reset_at, None)
-        out.append(_new_status(LimitStatus, status))
+        out.append(_new(LimitStatus, status))
     return tuple(out)
 
 
@@ -255,10 +255,12 @@ def bucket_status(tat: float, spec: BucketSpec, now: float) -> LimitStatus:
     )
     remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
     status = (spec.name, "bucket", limit, limit - remaining, remaining, now + backlog, spec.model)
-    return _new_status(LimitStatus, status)  # type: ignore[no-any-return]
+    return _new(LimitStatus, status)  # type: ignore[no-any-return]
 
 
-_new_status = tuple.__new__
+# A NamedTuple's own constructor is a Python function, a call more than this: the hot paths above
+# make their tuples with it, values in field order.
+_new = tuple.__new__
 
 
 # --- windows -------------------------------------------------------------------------------
