@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -79,7 +79,6 @@ class Admitted:
     decision: Decision
     limiter: Limiter
     reservation: Reservation
-    degraded: list[str] = field(default_factory=list)
 
 
 class Gateway:
@@ -237,7 +236,6 @@ class Gateway:
         upstream, request, degraded = self._route(request, plan)
         now = self.clock()
         admitted = await self._admit(record, plan, request, now)
-        admitted.degraded = degraded
         decision = admitted.decision
         limit_headers = self._limit_headers(dialect, decision, now)
         if degraded:

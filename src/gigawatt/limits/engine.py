@@ -199,11 +199,26 @@ def view(
 def statuses_of(
     raw: LimitView, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
 ) -> tuple[LimitStatus, ...]:
-    # Every response's headers are made from these: plain loops, and each status made with
-    # tuple.__new__, since a NamedTuple's own __new__ is a Python function (a call more each).
+    # Every response's headers are made from these: one plain loop per kind, no call per limit.
     out = []
     for tat, spec in zip(raw[0], buckets, strict=True):
-        out.append(bucket_status(tat, spec, now))
+        backlog = tat - now if tat > now else 0.0
+        interval, limit = spec.interval_s, spec.limit
+        slack = TOKEN_SLACK * interval  # the slack _bucket_wait allows
+        remaining = math.floor(
+            (BURST_S - backlog + (slack if slack > TIME_SLACK_S else TIME_SLACK_S)) / interval
+        )
+        remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
+        status = (
+            spec.name,
+            "bucket",
+            limit,
+            limit - remaining,
+            remaining,
+            now + backlog,
+            spec.model,
+        )
+        out.append(_new(LimitStatus, status))
     for (used, reset_at), spec in zip(raw[1], windows, strict=True):
         limit = spec.limit
         left = limit - used
@@ -244,18 +259,6 @@ def _add_to_bucket(
         new_tat = now
     state.tats[key] = new_tat
     return new_tat
-
-
-def bucket_status(tat: float, spec: BucketSpec, now: float) -> LimitStatus:
-    backlog = tat - now if tat > now else 0.0
-    interval, limit = spec.interval_s, spec.limit
-    slack = TOKEN_SLACK * interval  # the slack _bucket_wait allows
-    remaining = math.floor(
-        (BURST_S - backlog + (slack if slack > TIME_SLACK_S else TIME_SLACK_S)) / interval
-    )
-    remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
-    status = (spec.name, "bucket", limit, limit - remaining, remaining, now + backlog, spec.model)
-    return _new(LimitStatus, status)  # type: ignore[no-any-return]
 
 
 # A NamedTuple's own constructor is a Python function, a call more than this: the hot paths above
