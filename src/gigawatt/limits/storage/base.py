@@ -102,7 +102,10 @@ class LocalStore:
 
 
 def admission(request: AdmitRequest, now: float) -> Callable[[AccountState], AdmitResult]:
-    return lambda state: engine.admit(state, *request[:4], now, *request[4:])
+    buckets, costs, windows, credits, reservation_id, deadline = request
+    return lambda state: engine.admit(
+        state, buckets, costs, windows, credits, now, reservation_id, deadline
+    )
 
 
 def reconciliation(
