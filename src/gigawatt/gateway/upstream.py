@@ -52,10 +52,20 @@ class Route:
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage | None:
     if not isinstance(usage, dict):
         return None
-    prompt = _int(usage.get("prompt_tokens"))
-    details = usage.get("prompt_tokens_details") or {}
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    details = usage.get("prompt_tokens_details")
+    # The common answer, checked in one go: every non-streaming response comes here.
+    if (
+        details is None
+        and type(prompt) is int
+        and type(completion) is int
+        and prompt >= 0
+        and completion >= 0
+    ):
+        return Usage(prompt, completion)
+    prompt, completion = _int(prompt), _int(completion)
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    return Usage(max(0, prompt - cached), _int(usage.get("completion_tokens")), cached, 0)
+    return Usage(max(0, prompt - cached), completion, cached, 0)
 
 
 def usage_from_anthropic(usage: dict[str, Any] | None) -> Usage | None:
