@@ -17,8 +17,9 @@ WARNING_UTILIZATION = 0.8
 
 Header = tuple[bytes, bytes]
 
-# Each remembered-bytes table below is cleared once it holds this many entries: a policy has a few
-# limits, so only a long-running process ever gets there.
+# The tables of remembered values below (durations, limits, a limit's fixed value parts) are
+# cleared once one holds this many entries: a policy has a few limits, so only a long-running
+# process ever gets there. Names are kept for good: there is one per limit of the policy.
 _KEEP = 4096
 
 

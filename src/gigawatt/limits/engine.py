@@ -30,6 +30,7 @@ from gigawatt.limits.types import (
     ReservationRecord,
     WindowCharge,
     WindowSpec,
+    new_tuple,
 )
 
 
@@ -98,7 +99,7 @@ def admit(
     for spec, cost in zip(buckets, bucket_costs, strict=True):
         # _add_to_bucket, inlined.
         key, interval = spec.key, spec.interval_s
-        bucket_charges.append(_new(BucketCharge, (key, spec.kind, cost, interval)))
+        bucket_charges.append(new_tuple(BucketCharge, (key, spec.kind, cost, interval)))
         tat = bucket_tats.get(key, now)
         new_tat = (tat if tat > now else now) + cost * interval
         if new_tat < now:
@@ -119,7 +120,7 @@ def admit(
                 total = used.get(key, 0.0) + credits
             used[key] = total
             end = start + spec.length_s
-            window_charges.append(_new(WindowCharge, (key, False, credits, start, end)))
+            window_charges.append(new_tuple(WindowCharge, (key, False, credits, start, end)))
             usage.append((total, end))
             continue
         charge = _charge_current(state, spec, credits, now)
@@ -130,7 +131,8 @@ def admit(
         )
     b_charges, w_charges = tuple(bucket_charges), tuple(window_charges)
     state.reservations[reservation_id] = ReservationRecord(deadline, b_charges, w_charges)
-    return _new(AdmitResult, (True, b_charges, w_charges, None, None, (tuple(tats), tuple(usage))))
+    view_now = (tuple(tats), tuple(usage))
+    return new_tuple(AdmitResult, (True, b_charges, w_charges, None, None, view_now))
 
 
 def reconcile(
@@ -218,12 +220,12 @@ def statuses_of(
             now + backlog,
             spec.model,
         )
-        out.append(_new(LimitStatus, status))
+        out.append(new_tuple(LimitStatus, status))
     for (used, reset_at), spec in zip(raw[1], windows, strict=True):
         limit = spec.limit
         left = limit - used
         status = (spec.name, "window", limit, used, left if left > 0.0 else 0.0, reset_at, None)
-        out.append(_new(LimitStatus, status))
+        out.append(new_tuple(LimitStatus, status))
     return tuple(out)
 
 
@@ -259,11 +261,6 @@ def _add_to_bucket(
         new_tat = now
     state.tats[key] = new_tat
     return new_tat
-
-
-# A NamedTuple's own constructor is a Python function, a call more than this: the hot paths above
-# make their tuples with it, values in field order.
-_new = tuple.__new__
 
 
 # --- windows -------------------------------------------------------------------------------

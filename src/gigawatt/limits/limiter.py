@@ -17,6 +17,7 @@ from gigawatt.limits.types import (
     LimitStatus,
     Reservation,
     WindowSpec,
+    new_tuple,
 )
 from gigawatt.limits.usage import Usage, credits_of
 from gigawatt.policy.model import Plan, Policy
@@ -163,8 +164,7 @@ def _decide(
 
     if not result.admitted:
         return Decision(False, None, statuses, result.refused_by, result.retry_after)
-    # Made as a plain tuple in field order: a NamedTuple's own constructor is a call more.
-    reservation = _new(
+    reservation = new_tuple(
         Reservation,
         (
             request.reservation_id,
@@ -179,9 +179,6 @@ def _decide(
         ),
     )
     return Decision(True, reservation, statuses)
-
-
-_new = tuple.__new__
 
 
 def _costs(

@@ -51,6 +51,11 @@ class WindowSpec:
     relief_limit: float = 0.0  # the limit from relief_at on
 
 
+# A NamedTuple's own constructor is a Python function, a call more than this: the limiter's hot
+# paths make their tuples with it, values in field order.
+new_tuple = tuple.__new__
+
+
 class BucketCharge(NamedTuple):
     key: str
     kind: BucketKind
