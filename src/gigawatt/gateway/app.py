@@ -237,7 +237,7 @@ class Gateway:
         now = self.clock()
         admitted = await self._admit(record, plan, request, now)
         decision = admitted.decision
-        limit_headers = self._limit_headers(dialect, decision, now)
+        limit_headers = self._limit_headers(dialect, decision)
         if degraded:
             limit_headers.append((b"gigawatt-degraded", ", ".join(degraded).encode("latin-1")))
             self.metrics.inc("gigawatt_degraded_total", request.model, plan.name)
@@ -384,7 +384,7 @@ class Gateway:
             self.metrics.inc("gigawatt_requests_total", request.model, "refused", plan.name)
             retry = decision.retry_after
             extra = {"retry-after": str(max(1, math.ceil(retry)))} if retry is not None else {}
-            hdrs = self._limit_headers(request.dialect, decision, now)
+            hdrs = self._limit_headers(request.dialect, decision)
             raise GatewayError(
                 "rate_limit",
                 refusal_message(decision, now, self.policy.gateway.timezone),
@@ -393,9 +393,11 @@ class Gateway:
         assert decision.reservation is not None
         return Admitted(decision, limiter, decision.reservation)
 
-    def _limit_headers(self, dialect: Dialect, decision: Decision, now: float) -> list[Header]:
+    def _limit_headers(self, dialect: Dialect, decision: Decision) -> list[Header]:
+        # Every decision the limiter makes carries its reading; the headers are made from it.
+        assert decision.reading is not None, "a decision without its limits' reading"
         render = anthropic_headers if dialect == "anthropic" else openai_headers
-        return render(decision.limits, now, decision.refused_by)
+        return render(decision.reading, decision.refused_by)
 
     async def _settle(self, admitted: Admitted, usage: Usage | None) -> None:
         """Reconcile with real usage, or release when the upstream produced nothing."""

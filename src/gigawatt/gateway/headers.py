@@ -8,8 +8,10 @@ reset) are encoded once and kept; only the counts that move are formatted per re
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
-from gigawatt.limits import LimitStatus
+from gigawatt.limits.engine import bucket_levels
+from gigawatt.limits.types import BucketSpec, LimitReading, WindowSpec
 
 # Windows at or above this utilization are reported as `allowed_warning`.
 WARNING_UTILIZATION = 0.8
@@ -17,9 +19,10 @@ WARNING_UTILIZATION = 0.8
 
 Header = tuple[bytes, bytes]
 
-# The tables of remembered values below (durations, limits, a limit's fixed value parts) are
-# cleared once one holds this many entries: a policy has a few limits, so only a long-running
-# process ever gets there. Names are kept for good: there is one per limit of the policy.
+# The tables of remembered values below (times, durations, each set of limits' fixed parts, each
+# window's resets) are cleared once one holds this many entries. A policy has a few limits, so
+# most stay small; a window's resets number one per account's current period, so with many
+# accounts that table is refilled now and then, at the cost of formatting a reset again.
 _KEEP = 4096
 
 
@@ -65,190 +68,206 @@ def _duration(seconds: float) -> bytes:
 _DURATIONS: dict[int, bytes] = {}
 
 
-def _count(value: float) -> bytes:
-    """A limit as a whole number, remembered: a limit is the same in every response."""
-    text = _COUNTS.get(value)
-    if text is None:
-        if len(_COUNTS) >= _KEEP:
-            _COUNTS.clear()
-        text = _COUNTS[value] = b"%.0f" % value
-    return text
+class _BucketParts(NamedTuple):
+    """What a bucket's headers share from one response to the next, encoded once."""
+
+    requests: bool  # the requests bucket (the others count tokens)
+    limit: bytes
+    mine: bytes  # gigawatt-bucket-<name>
+    head: bytes  # its value up to the count: b"limit=<limit>; remaining="
+    anthropic: tuple[bytes, bytes, bytes]  # anthropic-ratelimit-<name>-{limit,remaining,reset}
 
 
-_COUNTS: dict[float, bytes] = {}
+class _WindowParts(NamedTuple):
+    """The same for a window; only the reset differs between accounts, kept by its value."""
+
+    name: str
+    limit: float
+    mine: bytes  # gigawatt-window-<name>
+    head: bytes  # b"limit=<limit>; remaining="
+    unified: bytes  # the Anthropic unified group it belongs to: b"5h", b"7d", or b"" for none
+    tails: dict[float | None, bytes]  # reset -> b"; reset=<epoch s>" (b"" while none is open)
 
 
-def _name(prefix: str, name: str) -> bytes:
-    """`prefix` + `name` as a header name, encoded once."""
-    encoded = _PREFIXED.get((prefix, name))
-    if encoded is None:
-        encoded = _PREFIXED[prefix, name] = (prefix + name).encode("latin-1")
-    return encoded
+def _parts(
+    buckets: tuple[BucketSpec, ...], windows: tuple[WindowSpec, ...]
+) -> tuple[list[_BucketParts], list[_WindowParts]]:
+    """The parts for one set of limits. A set is the same objects for every request of a plan
+    and model until the limits change (`LimitBook`), so they are found by identity; the entry
+    holds the set, so no other object can take its identity while the entry lasts."""
+    key = (id(buckets), id(windows))
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) >= _KEEP:
+            _PARTS.clear()
+        made = ([_bucket_parts(spec) for spec in buckets], [_window_parts(s) for s in windows])
+        found = _PARTS[key] = (buckets, windows, *made)
+    return found[2], found[3]
 
 
-_PREFIXED: dict[tuple[str, str], bytes] = {}
+_PARTS: dict[
+    tuple[int, int],
+    tuple[tuple[BucketSpec, ...], tuple[WindowSpec, ...], list[_BucketParts], list[_WindowParts]],
+] = {}
 
 
-def _window_header(status: LimitStatus) -> Header:
+def _bucket_parts(spec: BucketSpec) -> _BucketParts:
+    name, limit = spec.name, spec.limit
+    anthropic = tuple(
+        f"anthropic-ratelimit-{name}-{part}".encode("latin-1")
+        for part in ("limit", "remaining", "reset")
+    )
+    return _BucketParts(
+        name == "requests",
+        b"%d" % limit,
+        f"gigawatt-bucket-{name}".encode("latin-1"),
+        b"limit=%d; remaining=" % limit,
+        anthropic,  # type: ignore[arg-type]
+    )
+
+
+def _window_parts(spec: WindowSpec) -> _WindowParts:
+    name = spec.name
+    unified = b"5h" if name.startswith(("session", "rolling")) else b""
+    if name.startswith("weekly"):
+        unified = b"7d"
+    return _WindowParts(
+        name,
+        spec.limit,
+        f"gigawatt-window-{name}".encode("latin-1"),
+        b"limit=%.0f; remaining=" % spec.limit,
+        unified,
+        {},
+    )
+
+
+def _window_header(window: _WindowParts, used: float, reset_at: float | None) -> Header:
     """`gigawatt-window-<name>: limit=..; remaining=..; utilization=..; reset=<epoch s>` (reset
     left out while no window is open).
 
     One header a window rather than one per figure: a response already carries a dozen rate-limit
     headers, and the server checks every header it sends.
     """
-    name, _, limit, used, remaining, reset_at, _ = status
-    parts = _WINDOW_PARTS.get((name, limit, reset_at))
-    if parts is None:
-        if len(_WINDOW_PARTS) >= _KEEP:
-            _WINDOW_PARTS.clear()
-        reset = b"" if reset_at is None else b"; reset=%d" % int(reset_at)
-        parts = _WINDOW_PARTS[name, limit, reset_at] = (
-            _name("gigawatt-window-", name),
-            b"limit=%.0f; remaining=" % limit,
-            reset,
-        )
-    header, head, tail = parts
+    _, limit, mine, head, _, tails = window
+    tail = tails.get(reset_at)
+    if tail is None:
+        if len(tails) >= _KEEP:
+            tails.clear()
+        tail = tails[reset_at] = b"" if reset_at is None else b"; reset=%d" % int(reset_at)
+    left = limit - used
     utilization = used / limit if limit else 0.0
-    return header, b"%s%.0f; utilization=%.4f%s" % (head, remaining, utilization, tail)
+    value = b"%s%.0f; utilization=%.4f%s" % (head, left if left > 0.0 else 0.0, utilization, tail)
+    return mine, value
 
 
-# A window's (name, limit, reset) -> its header name, the value's start and the value's end.
-_WINDOW_PARTS: dict[tuple[str, float, float | None], tuple[bytes, bytes, bytes]] = {}
-
-
-def _bucket_header(status: LimitStatus, now: float) -> Header:
-    """`gigawatt-bucket-<name>: limit=..; remaining=..; reset=<epoch s, to the ms>`."""
-    name, _, limit, _, remaining, reset_at, _ = status
-    parts = _BUCKET_PARTS.get((name, limit))
-    if parts is None:
-        if len(_BUCKET_PARTS) >= _KEEP:
-            _BUCKET_PARTS.clear()
-        parts = _BUCKET_PARTS[name, limit] = (
-            _name("gigawatt-bucket-", name),
-            b"limit=%.0f; remaining=" % limit,
+def openai_headers(reading: LimitReading, refused_by: str | None = None) -> list[Header]:
+    """OpenAI's six: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, where tokens is the
+    tightest token bucket. OpenAI's convention has one token bucket and gigawatt two (input and
+    output), so each of those is also given in full in gigawatt's own `gigawatt-bucket-<name>`;
+    then each window in `gigawatt-window-<name>`."""
+    (tats, usage), buckets, windows, now = reading
+    bucket_parts, window_parts = _parts(buckets, windows)
+    out: list[Header] = []
+    tokens: tuple[int, float, bytes] | None = None  # the tightest: remaining, backlog, limit
+    levels = bucket_levels(tats, buckets, now)
+    for (remaining, backlog), (requests, limit, mine, head, _) in zip(
+        levels, bucket_parts, strict=True
+    ):
+        if requests:
+            out += (
+                (b"x-ratelimit-limit-requests", limit),
+                (b"x-ratelimit-remaining-requests", b"%d" % remaining),
+                (b"x-ratelimit-reset-requests", _duration(backlog)),
+            )
+            continue
+        out.append((mine, b"%s%d; reset=%.3f" % (head, remaining, now + backlog)))
+        if tokens is None or remaining < tokens[0]:
+            tokens = (remaining, backlog, limit)
+    for (used, reset_at), window in zip(usage, window_parts, strict=True):
+        out.append(_window_header(window, used, reset_at))
+    if tokens is not None:
+        remaining, backlog, limit = tokens
+        out += (
+            (b"x-ratelimit-limit-tokens", limit),
+            (b"x-ratelimit-remaining-tokens", b"%d" % remaining),
+            (b"x-ratelimit-reset-tokens", _duration(backlog)),
         )
-    header, head = parts
-    reset = reset_at if reset_at is not None else now
-    return header, b"%s%.0f; reset=%.3f" % (head, remaining, reset)
+    return out
 
 
-_BUCKET_PARTS: dict[tuple[str, float], tuple[bytes, bytes]] = {}
+def anthropic_headers(reading: LimitReading, refused_by: str | None = None) -> list[Header]:
+    """`anthropic-ratelimit-<bucket>-{limit,remaining,reset}` for each bucket, then the same for
+    `tokens` (the tightest token bucket), the unified windows, and gigawatt's window headers."""
+    (tats, usage), buckets, windows, now = reading
+    bucket_parts, window_parts = _parts(buckets, windows)
+    out: list[Header] = []
+    tokens: tuple[int, float, bytes] | None = None
+    levels = bucket_levels(tats, buckets, now)
+    for (remaining, backlog), (requests, limit, _, _, names) in zip(
+        levels, bucket_parts, strict=True
+    ):
+        limit_name, remaining_name, reset_name = names
+        out += (
+            (limit_name, limit),
+            (remaining_name, b"%d" % remaining),
+            (reset_name, rfc3339(now + backlog)),
+        )
+        if not requests and (tokens is None or remaining < tokens[0]):
+            tokens = (remaining, backlog, limit)
+    if tokens is not None:
+        remaining, backlog, limit = tokens
+        out += (
+            (b"anthropic-ratelimit-tokens-limit", limit),
+            (b"anthropic-ratelimit-tokens-remaining", b"%d" % remaining),
+            (b"anthropic-ratelimit-tokens-reset", rfc3339(now + backlog)),
+        )
+    out += unified_headers(window_parts, usage, refused_by)
+    for (used, reset_at), window in zip(usage, window_parts, strict=True):
+        out.append(_window_header(window, used, reset_at))
+    return out
 
 
-def unified_headers(limits: tuple[LimitStatus, ...], refused_by: str | None) -> list[Header]:
+def unified_headers(
+    windows: list[_WindowParts],
+    usage: tuple[tuple[float, float | None], ...],
+    refused_by: str | None,
+) -> list[Header]:
     """Anthropic's `anthropic-ratelimit-unified-{5h,7d}-*`: the tightest session or rolling window
     as "5h", the tightest weekly window as "7d"."""
     out: list[Header] = []
-    groups: dict[str, list[LimitStatus]] = {"5h": [], "7d": []}
-    for status in limits:
-        if status.scope != "window":
+    for label, (utilization_name, status_name, reset_name) in _UNIFIED_NAMES.items():
+        tightest: tuple[float, float | None] | None = None  # utilization, reset
+        refused = False
+        for (used, reset_at), window in zip(usage, windows, strict=True):
+            if window.unified != label:
+                continue
+            utilization = used / window.limit if window.limit else 0.0
+            if tightest is None or utilization > tightest[0]:
+                tightest = (utilization, reset_at)
+            refused = refused or window.name == refused_by
+        if tightest is None:
             continue
-        if status.name.startswith(("session", "rolling")):
-            groups["5h"].append(status)
-        elif status.name.startswith("weekly"):
-            groups["7d"].append(status)
-    for label, members in groups.items():
-        if not members:
-            continue
-        tightest = max(members, key=lambda s: s.utilization)
-        refused = any(m.name == refused_by for m in members)
+        utilization, reset_at = tightest
         state = (
             b"rejected"
             if refused
             else b"allowed_warning"
-            if tightest.utilization >= WARNING_UTILIZATION
+            if utilization >= WARNING_UTILIZATION
             else b"allowed"
         )
-        utilization, status_name, reset = _UNIFIED_NAMES[label]
         out += [
-            (utilization, b"%.4f" % min(tightest.utilization, 1.0)),
+            (utilization_name, b"%.4f" % min(utilization, 1.0)),
             (status_name, state),
         ]
-        if tightest.reset_at is not None:
-            out.append((reset, b"%d" % int(tightest.reset_at)))
+        if reset_at is not None:
+            out.append((reset_name, b"%d" % int(reset_at)))
     return out
 
 
 _UNIFIED_NAMES = {
     label: tuple(
-        f"anthropic-ratelimit-unified-{label}-{part}".encode()
+        f"anthropic-ratelimit-unified-{label.decode()}-{part}".encode()
         for part in ("utilization", "status", "reset")
     )
-    for label in ("5h", "7d")
+    for label in (b"5h", b"7d")
 }
-
-
-def anthropic_headers(
-    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
-) -> list[Header]:
-    out: list[Header] = []
-    windows: list[Header] = []
-    tokens: LimitStatus | None = None
-    for status in limits:
-        if status.scope != "bucket":
-            windows.append(_window_header(status))
-            continue
-        name, _, limit, _, remaining, reset_at, _ = status
-        limit_name, remaining_name, reset_name = _anthropic_names(name)
-        out += (
-            (limit_name, _count(limit)),
-            (remaining_name, b"%.0f" % remaining),
-            (reset_name, rfc3339(reset_at if reset_at is not None else now)),
-        )
-        if name != "requests" and (tokens is None or remaining < tokens.remaining):
-            tokens = status
-    if tokens is not None:
-        out += (
-            (b"anthropic-ratelimit-tokens-limit", _count(tokens.limit)),
-            (b"anthropic-ratelimit-tokens-remaining", b"%.0f" % tokens.remaining),
-            (
-                b"anthropic-ratelimit-tokens-reset",
-                rfc3339(tokens.reset_at if tokens.reset_at is not None else now),
-            ),
-        )
-    return out + unified_headers(limits, refused_by) + windows
-
-
-def _anthropic_names(name: str) -> tuple[bytes, bytes, bytes]:
-    """`anthropic-ratelimit-<name>-{limit,remaining,reset}`, encoded once."""
-    names = _ANTHROPIC_NAMES.get(name)
-    if names is None:
-        limit, remaining, reset = (
-            f"anthropic-ratelimit-{name}-{part}".encode("latin-1")
-            for part in ("limit", "remaining", "reset")
-        )
-        names = _ANTHROPIC_NAMES[name] = (limit, remaining, reset)
-    return names
-
-
-_ANTHROPIC_NAMES: dict[str, tuple[bytes, bytes, bytes]] = {}
-
-
-def openai_headers(
-    limits: tuple[LimitStatus, ...], now: float, refused_by: str | None = None
-) -> list[Header]:
-    """OpenAI's six: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, where tokens is the
-    tightest token bucket. OpenAI's convention has one token bucket and gigawatt two (input and
-    output), so each of those is also given in full in gigawatt's own `gigawatt-bucket-<name>`."""
-    out: list[Header] = []
-    tokens: LimitStatus | None = None
-    for status in limits:
-        if status.scope != "bucket":
-            out.append(_window_header(status))
-        elif status.name == "requests":
-            out += (
-                (b"x-ratelimit-limit-requests", _count(status.limit)),
-                (b"x-ratelimit-remaining-requests", b"%.0f" % status.remaining),
-                (b"x-ratelimit-reset-requests", _duration((status.reset_at or now) - now)),
-            )
-        else:
-            out.append(_bucket_header(status, now))
-            if tokens is None or status.remaining < tokens.remaining:
-                tokens = status
-    if tokens is not None:
-        out += (
-            (b"x-ratelimit-limit-tokens", _count(tokens.limit)),
-            (b"x-ratelimit-remaining-tokens", b"%.0f" % tokens.remaining),
-            (b"x-ratelimit-reset-tokens", _duration((tokens.reset_at or now) - now)),
-        )
-    return out

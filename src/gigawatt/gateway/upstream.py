@@ -54,15 +54,17 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage | None:
         return None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     details = usage.get("prompt_tokens_details")
-    # The common answer, checked in one go: every non-streaming response comes here.
+    # The common answers (OpenAI and vLLM send the details, often with no cached tokens),
+    # checked in one go: every non-streaming response comes here.
+    cached = details.get("cached_tokens", 0) if type(details) is dict else 0
     if (
-        details is None
-        and type(prompt) is int
+        type(prompt) is int
         and type(completion) is int
-        and prompt >= 0
+        and type(cached) is int
+        and prompt >= cached >= 0
         and completion >= 0
     ):
-        return Usage(prompt, completion)
+        return Usage(prompt - cached, completion, cached) if cached else Usage(prompt, completion)
     prompt, completion = _int(prompt), _int(completion)
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return Usage(max(0, prompt - cached), completion, cached, 0)

@@ -154,10 +154,15 @@ def reconcile(
     held = state.reservations.pop(reservation.id, None) is not None
     if not held and now < reservation.deadline:
         return False
+    tats = state.tats
     for charge, actual in zip(reservation.buckets, actual_bucket_tokens, strict=True):
         delta = actual - charge.tokens if held else actual
         if delta:
-            _add_to_bucket(state, charge.key, delta, charge.interval_s, now)
+            # _add_to_bucket, inlined: this runs for every bucket of every request.
+            key = charge.key
+            tat = tats.get(key, now)
+            new_tat = (tat if tat > now else now) + delta * charge.interval_s
+            tats[key] = new_tat if new_tat > now else now
     starts, used = state.starts, state.used
     for charge in reservation.windows:
         delta = actual_credits - charge.credits if held else actual_credits
@@ -201,16 +206,10 @@ def view(
 def statuses_of(
     raw: LimitView, buckets: Sequence[BucketSpec], windows: Sequence[WindowSpec], now: float
 ) -> tuple[LimitStatus, ...]:
-    # Every response's headers are made from these: one plain loop per kind, no call per limit.
     out = []
-    for tat, spec in zip(raw[0], buckets, strict=True):
-        backlog = tat - now if tat > now else 0.0
-        interval, limit = spec.interval_s, spec.limit
-        slack = TOKEN_SLACK * interval  # the slack _bucket_wait allows
-        remaining = math.floor(
-            (BURST_S - backlog + (slack if slack > TIME_SLACK_S else TIME_SLACK_S)) / interval
-        )
-        remaining = 0 if remaining < 0 else limit if remaining > limit else remaining
+    levels = bucket_levels(raw[0], buckets, now)
+    for (remaining, backlog), spec in zip(levels, buckets, strict=True):
+        limit = spec.limit
         status = (
             spec.name,
             "bucket",
@@ -227,6 +226,24 @@ def statuses_of(
         status = (spec.name, "window", limit, used, left if left > 0.0 else 0.0, reset_at, None)
         out.append(new_tuple(LimitStatus, status))
     return tuple(out)
+
+
+def bucket_levels(
+    tats: Sequence[float], buckets: Sequence[BucketSpec], now: float
+) -> list[tuple[int, float]]:
+    """Each bucket's whole tokens left and its backlog (seconds until full again), from its TAT.
+
+    Every response's headers are made from these: one plain loop, no call per bucket."""
+    out = []
+    for tat, spec in zip(tats, buckets, strict=True):
+        backlog = tat - now if tat > now else 0.0
+        interval, limit = spec.interval_s, spec.limit
+        slack = TOKEN_SLACK * interval  # the slack _bucket_wait allows
+        remaining = math.floor(
+            (BURST_S - backlog + (slack if slack > TIME_SLACK_S else TIME_SLACK_S)) / interval
+        )
+        out.append((0 if remaining < 0 else limit if remaining > limit else remaining, backlog))
+    return out
 
 
 def statuses(

@@ -14,6 +14,7 @@ from gigawatt.limits.types import (
     BucketCharge,
     BucketSpec,
     Decision,
+    LimitReading,
     LimitStatus,
     Reservation,
     WindowSpec,
@@ -157,13 +158,13 @@ def _decide(
     request: AdmitRequest,
 ) -> Decision:
     """The caller's answer to the store's: a reservation, or the refusal; statuses on demand."""
-    raw = result.view
+    reading = new_tuple(LimitReading, (result.view, limits.buckets, limits.windows, now))
 
     def statuses() -> tuple[LimitStatus, ...]:
-        return engine.statuses_of(raw, limits.buckets, limits.windows, now)
+        return engine.statuses_of(*reading)
 
     if not result.admitted:
-        return Decision(False, None, statuses, result.refused_by, result.retry_after)
+        return Decision(False, None, statuses, result.refused_by, result.retry_after, reading)
     reservation = new_tuple(
         Reservation,
         (
@@ -178,7 +179,7 @@ def _decide(
             result.windows,
         ),
     )
-    return Decision(True, reservation, statuses)
+    return Decision(True, reservation, statuses, reading=reading)
 
 
 def _costs(

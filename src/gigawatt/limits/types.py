@@ -125,6 +125,17 @@ class LimitStatus(NamedTuple):
 LimitView = tuple[tuple[float, ...], tuple[tuple[float, float | None], ...]]
 
 
+class LimitReading(NamedTuple):
+    """A decision's limits as raw numbers, with the specs and the instant to read them by: what
+    `engine.statuses_of` makes statuses of, and what the gateway makes its headers from (one
+    response's worth of headers costs less made straight from these than from statuses)."""
+
+    view: LimitView
+    buckets: tuple[BucketSpec, ...]
+    windows: tuple[WindowSpec, ...]
+    now: float
+
+
 class Decision:
     """Admitted with a reservation, or refused by `refused_by` until `retry_after` seconds pass.
 
@@ -133,7 +144,15 @@ class Decision:
     simulator makes millions of decisions and reads few of them.
     """
 
-    __slots__ = ("_build", "_limits", "admitted", "refused_by", "reservation", "retry_after")
+    __slots__ = (
+        "_build",
+        "_limits",
+        "admitted",
+        "reading",
+        "refused_by",
+        "reservation",
+        "retry_after",
+    )
 
     def __init__(
         self,
@@ -142,11 +161,13 @@ class Decision:
         limits: tuple[LimitStatus, ...] | Callable[[], tuple[LimitStatus, ...]],
         refused_by: str | None = None,
         retry_after: float | None = None,
+        reading: LimitReading | None = None,
     ) -> None:
         self.admitted = admitted
         self.reservation = reservation
         self.refused_by = refused_by
         self.retry_after = retry_after
+        self.reading = reading  # the raw numbers behind `limits`, where the limiter made them
         if callable(limits):
             self._limits: tuple[LimitStatus, ...] | None = None
             self._build: Callable[[], tuple[LimitStatus, ...]] | None = limits

@@ -264,8 +264,10 @@ class SQLiteStore(LocalStore):
         except BaseException:
             _rollback(conn)
             raise
-        for account, (version, state) in staged.items():
-            self._remember(account, version, state)
+        known = self._known
+        known.update(staged)  # each account's entry was popped above: re-added as the newest
+        while len(known) > self._cached_accounts:
+            del known[next(iter(known))]
         return outcomes
 
     # --- for an event loop: the calls of one turn of the loop share a transaction ------------
@@ -293,12 +295,13 @@ class SQLiteStore(LocalStore):
 
     async def _call_in_turn(self, account: str, change: Callable[[AccountState], T]) -> T:
         """At once while the loop is idle, else with the other calls of this turn."""
-        if self._turns.alone():
+        queued = self._turns.enter((account, change))
+        if queued is None:
             try:
                 return self._locked(self._decide, account, change, wait=False)
             except _Busy:
-                pass
-        return await self._turns.submit((account, change))  # type: ignore[no-any-return]
+                queued = self._turns.submit((account, change))
+        return await queued  # type: ignore[no-any-return]
 
     def _run_turn(
         self, calls: list[tuple[str, Callable[[AccountState], Any]]]

@@ -47,6 +47,24 @@ class TurnBatch(Generic[Call]):
         self._count_call(loop)
         return True
 
+    def enter(self, call: Call) -> asyncio.Future[Any] | None:
+        """`alone()` and `submit()` in one: None when the caller may run `call` at once (it is
+        counted in this turn), else `call` queued and the future of its outcome. A store calls
+        this for every call it makes on a loop, so it looks at the loop once, not twice."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._running_loop()
+        if self._turn_calls:
+            self._turn_calls += 1
+        else:
+            loop.call_soon(self._end_of_turn)
+            self._turn_calls = 1
+            if self._last_turn_calls <= 1:
+                return None
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((call, future))
+        return future
+
     def submit(self, call: Call) -> asyncio.Future[Any]:
         loop = self._running_loop()
         future: asyncio.Future[Any] = loop.create_future()
