@@ -58,3 +58,8 @@ def test_a_refusal_that_waiting_cannot_cure_says_so() -> None:
 def test_times_are_given_in_the_zone_asked_for() -> None:
     message = refusal_message(_refused("session-5h", 3600), NOW, "America/Los_Angeles")
     assert message.endswith("resets at 02:05 PST")
+
+
+def test_a_decision_needs_its_limits_or_a_reading_to_make_them_from() -> None:
+    with pytest.raises(ValueError, match="limits or the reading"):
+        Decision(True, None)

@@ -6,7 +6,6 @@ import itertools
 import os
 from collections.abc import Mapping
 
-from gigawatt.limits import engine
 from gigawatt.limits.specs import LimitBook, RequestLimits
 from gigawatt.limits.storage.base import AdmitRequest, Store
 from gigawatt.limits.types import (
@@ -157,14 +156,11 @@ def _decide(
     limits: RequestLimits,
     request: AdmitRequest,
 ) -> Decision:
-    """The caller's answer to the store's: a reservation, or the refusal; statuses on demand."""
+    """The caller's answer to the store's: a reservation, or the refusal; either way with the
+    reading its limits' statuses are made from, on demand."""
     reading = new_tuple(LimitReading, (result.view, limits.buckets, limits.windows, now))
-
-    def statuses() -> tuple[LimitStatus, ...]:
-        return engine.statuses_of(*reading)
-
     if not result.admitted:
-        return Decision(False, None, statuses, result.refused_by, result.retry_after, reading)
+        return Decision(False, None, None, result.refused_by, result.retry_after, reading)
     reservation = new_tuple(
         Reservation,
         (
@@ -179,7 +175,7 @@ def _decide(
             result.windows,
         ),
     )
-    return Decision(True, reservation, statuses, reading=reading)
+    return Decision(True, reservation, reading=reading)
 
 
 def _costs(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -140,45 +139,38 @@ class Decision:
     """Admitted with a reservation, or refused by `refused_by` until `retry_after` seconds pass.
 
     `retry_after` is None on a refusal that waiting cannot cure: the request alone is too big.
-    `limits` (every limit as it stands after the decision) is built on first access, since the
-    simulator makes millions of decisions and reads few of them.
+    `limits` (every limit as it stands after the decision) is made from `reading` on first
+    access, since the simulator makes millions of decisions and reads few of them, and the
+    gateway makes its headers from the reading itself.
     """
 
-    __slots__ = (
-        "_build",
-        "_limits",
-        "admitted",
-        "reading",
-        "refused_by",
-        "reservation",
-        "retry_after",
-    )
+    __slots__ = ("_limits", "admitted", "reading", "refused_by", "reservation", "retry_after")
 
     def __init__(
         self,
         admitted: bool,
         reservation: Reservation | None,
-        limits: tuple[LimitStatus, ...] | Callable[[], tuple[LimitStatus, ...]],
+        limits: tuple[LimitStatus, ...] | None = None,
         refused_by: str | None = None,
         retry_after: float | None = None,
         reading: LimitReading | None = None,
     ) -> None:
+        if limits is None and reading is None:
+            raise ValueError("a decision needs its limits or the reading to make them from")
         self.admitted = admitted
         self.reservation = reservation
         self.refused_by = refused_by
         self.retry_after = retry_after
-        self.reading = reading  # the raw numbers behind `limits`, where the limiter made them
-        if callable(limits):
-            self._limits: tuple[LimitStatus, ...] | None = None
-            self._build: Callable[[], tuple[LimitStatus, ...]] | None = limits
-        else:
-            self._limits, self._build = limits, None
+        self.reading = reading
+        self._limits = limits
 
     @property
     def limits(self) -> tuple[LimitStatus, ...]:
         if self._limits is None:
-            assert self._build is not None
-            self._limits, self._build = self._build(), None
+            from gigawatt.limits.engine import statuses_of  # the engine imports this module
+
+            assert self.reading is not None
+            self._limits = statuses_of(*self.reading)
         return self._limits
 
     def __repr__(self) -> str:

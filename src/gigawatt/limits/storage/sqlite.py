@@ -462,13 +462,15 @@ def _wrap(exc: sqlite3.Error, path: str) -> StateError:
 
 
 def encode_state(state: AccountState) -> bytes:
+    held = state.reservations
     return _FORMAT + marshal.dumps(
         (
             state.tats,
             state.starts,
             state.used,
             state.slots,
-            {rid: rec.plain or _plain(rec) for rid, rec in state.reservations.items()},
+            # An account often holds none: no comprehension (a call) made for nothing.
+            {rid: rec.plain or _plain(rec) for rid, rec in held.items()} if held else {},
         )
     )
 
