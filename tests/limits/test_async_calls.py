@@ -116,6 +116,45 @@ def test_two_sqlite_stores_batching_on_one_file_admit_exactly_the_limit(tmp_path
         second.close()
 
 
+def test_an_accounts_calls_in_one_turn_write_its_sqlite_row_once(tmp_path: Path) -> None:
+    """A busy account's calls of one turn are made in order and its row written once; a call
+    that fails part way through leaves nothing of itself, and the others count."""
+    path = tmp_path / "state.db"
+    limiter = Limiter(make_policy(rate=Rate(rpm=100), windows=()), open_store(f"sqlite:///{path}"))
+    store = limiter.store
+
+    async def steps() -> None:
+        # The first call of a quiet loop runs at once (one write); the other nine of the turn
+        # commit together.
+        decisions = await asyncio.gather(
+            *(limiter.aadmit("a", "pro", "small", Usage(1, 1), T0) for _ in range(10))
+        )
+        held = [d.reservation for d in decisions if d.reservation is not None]
+        assert len(held) == 10
+        rows = sqlite3.connect(path).execute("SELECT version FROM account_state").fetchall()
+        assert rows == [(2,)]
+        # In one turn: a good reconcile, one with a token count more than its one bucket (it
+        # fails inside the engine, its reservation already off the state and its bucket
+        # charged), and another good one.
+        bad = store.areconcile(held[1], (1, 1), 0.0, {}, T0)  # type: ignore[attr-defined]
+        settled = await asyncio.gather(
+            limiter.areconcile(held[0], Usage(1, 1), T0),
+            bad,
+            limiter.areconcile(held[2], Usage(1, 1), T0),
+            return_exceptions=True,
+        )
+        assert settled[0] is True and settled[2] is True
+        assert isinstance(settled[1], ValueError)
+        # The failed call left its reservation held: it can still be settled.
+        assert await limiter.arelease(held[1], T0)
+        assert not await limiter.arelease(held[0], T0)
+
+    try:
+        run_on_a_loop(limiter, steps)
+    finally:
+        limiter.close()
+
+
 def test_redis_reloads_its_scripts_after_they_are_flushed(fresh_redis_url: str) -> None:
     """A restarted or flushed Redis forgets the scripts: single, pipelined and plain calls all
     load them again and decide as before."""

@@ -13,7 +13,8 @@ a process under contention still finishes in two tries, not an unbounded number.
 
 On an event loop (`aadmit`, `areconcile`, `arelease`) the calls made during one turn of the loop
 run together when it ends, in one transaction, each decided on its own: a commit costs about as
-much as the write it carries, so a busy gateway pays one commit for many calls. While the loop is
+much as the write it carries, so a busy gateway pays one commit for many calls, and an account
+with several calls in one turn has its row written once. While the loop is
 quiet a call runs at once, as a plain call (`TurnBatch.alone`). Checkpoints (the
 WAL copied into the database) run every 0.5 s in a thread of the store, never inside a commit.
 
@@ -239,27 +240,34 @@ class SQLiteStore(LocalStore):
         calls: list[tuple[str, Callable[[AccountState], Any]]],
     ) -> list[Any]:
         """Every call in one `BEGIN IMMEDIATE` transaction: its result, or the exception it
-        raised, for each. One call's own error leaves the others to commit."""
+        raised, for each. An account's calls are made in order on its state, and its row is
+        written once, however many calls it had: a busy account (one key shared by many
+        clients) has as many in one turn as it has requests in flight, and its row carries every
+        one of their reservations. One call's own error leaves the others to commit."""
         self._retry(conn, deadline, _execute, "BEGIN IMMEDIATE")
         try:
             staged: dict[str, tuple[int, AccountState]] = {}
+            redo: set[str] = set()  # accounts whose calls are made again, one at a time
             outcomes: list[Any] = []
             for account, change in calls:
-                known = staged.pop(account, None) or self._known.pop(account, None)
-                version, state = known if known is not None else _read(conn, account)
-                try:
-                    result = change(state)
-                    if not _write(conn, account, version, encode_state(state)):
-                        # Written by another process before this transaction: read it again,
-                        # now that nobody else can write.
-                        version, state = _read(conn, account)
-                        result = change(state)
-                        _write(conn, account, version, encode_state(state))
-                except (ValueError, TypeError) as exc:  # the call's own bad input
-                    outcomes.append(exc)  # its state may be half changed: not kept
-                    continue
-                staged[account] = (version + 1, state)
-                outcomes.append(result)
+                entry = staged.get(account)
+                if entry is None:
+                    known = self._known.pop(account, None)
+                    entry = staged[account] = known if known is not None else _read(conn, account)
+                if account not in redo:
+                    try:
+                        outcomes.append(change(entry[1]))
+                        continue
+                    except (ValueError, TypeError):  # the call's own bad input
+                        redo.add(account)  # its state may be half changed: made again below
+                outcomes.append(None)
+            for account, (version, state) in staged.items():
+                if account in redo or not _write(conn, account, version, encode_state(state)):
+                    # A call failed part way, or another process wrote the row since it was
+                    # read: the account's calls again, on the row as it is now.
+                    staged[account] = self._one_at_a_time(conn, account, calls, outcomes)
+                else:
+                    staged[account] = (version + 1, state)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -269,6 +277,30 @@ class SQLiteStore(LocalStore):
         while len(known) > self._cached_accounts:
             del known[next(iter(known))]
         return outcomes
+
+    def _one_at_a_time(
+        self,
+        conn: sqlite3.Connection,
+        account: str,
+        calls: list[tuple[str, Callable[[AccountState], Any]]],
+        outcomes: list[Any],
+    ) -> tuple[int, AccountState]:
+        """`account`'s calls among `calls`, each on the row as the one before it left it and
+        written at once, their outcomes put in `outcomes`; the row's version and state after.
+        Inside the transaction nobody else can write the row, so every write succeeds."""
+        version, state = _read(conn, account)
+        for i, (called, change) in enumerate(calls):
+            if called != account:
+                continue
+            try:
+                outcomes[i] = change(state)
+            except (ValueError, TypeError) as exc:
+                outcomes[i] = exc
+                version, state = _read(conn, account)  # half changed, perhaps: not kept
+                continue
+            _write(conn, account, version, encode_state(state))
+            version += 1
+        return version, state
 
     # --- for an event loop: the calls of one turn of the loop share a transaction ------------
 
