@@ -27,12 +27,14 @@ def test_calls_of_one_turn_run_as_one_batch_in_order() -> None:
 def test_a_call_is_alone_only_while_the_loop_makes_one_call_a_turn() -> None:
     async def scenario() -> list[bool]:
         turns: TurnBatch[int] = TurnBatch(lambda calls: calls)
-        seen = [turns.alone()]  # nothing yet: at once
-        seen.append(turns.alone())  # a second call in the same turn: to be queued
-        await turns.submit(1)  # that turn made two calls
-        seen.append(turns.alone())  # after a busy turn: to be queued
-        await turns.submit(2)  # a turn of one call
-        seen.append(turns.alone())  # quiet again: at once
+        seen = [turns.enter(0) is None]  # nothing yet: at once
+        second = turns.enter(1)  # a second call in the same turn: queued
+        seen.append(second is None)
+        assert second is not None and await second == 1  # that turn made two calls
+        third = turns.enter(2)  # after a busy turn: queued
+        seen.append(third is None)
+        assert third is not None and await third == 2  # a turn of one call
+        seen.append(turns.enter(3) is None)  # quiet again: at once
         return seen
 
     assert asyncio.run(scenario()) == [True, False, False, True]
@@ -44,8 +46,8 @@ def test_a_loop_that_stopped_mid_turn_leaves_nothing_behind_for_the_next() -> No
     seen: list[bool] = []
 
     def call_then_stop() -> None:
-        seen.append(turns.alone())  # schedules the end of this turn for the next iteration...
-        first.stop()  # ...which never comes
+        seen.append(turns.enter(0) is None)  # schedules the end of this turn for the next...
+        first.stop()  # ...iteration, which never comes
 
     first.call_soon(call_then_stop)
     first.run_forever()
@@ -53,7 +55,7 @@ def test_a_loop_that_stopped_mid_turn_leaves_nothing_behind_for_the_next() -> No
     assert seen == [True]
 
     async def on_a_new_loop() -> tuple[bool, object]:
-        alone = turns.alone()
+        alone = turns.enter(0) is None
         return alone, await asyncio.wait_for(turns.submit(21), timeout=2)
 
     assert asyncio.run(on_a_new_loop()) == (True, 42)

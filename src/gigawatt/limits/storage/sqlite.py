@@ -15,7 +15,7 @@ On an event loop (`aadmit`, `areconcile`, `arelease`) the calls made during one 
 run together when it ends, in one transaction, each decided on its own: a commit costs about as
 much as the write it carries, so a busy gateway pays one commit for many calls, and an account
 with several calls in one turn has its row written once. While the loop is
-quiet a call runs at once, as a plain call (`TurnBatch.alone`). Checkpoints (the
+quiet a call runs at once, as a plain call (`TurnBatch.enter`). Checkpoints (the
 WAL copied into the database) run every 0.5 s in a thread of the store, never inside a commit.
 
 Durability: `synchronous=NORMAL` (the default) survives a killed process, since a committed

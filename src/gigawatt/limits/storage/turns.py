@@ -5,7 +5,7 @@ gateway's calls here and runs them at once: a busy gateway makes many in one tur
 Each call is still decided on its own; only the trip to the state store is shared.
 
 A store whose single call is cheap and synchronous (SQLite) may also run a call at once, when the
-loop looks idle: `alone()` says so when the last turn that made calls made just one and this turn
+loop looks idle: `enter()` says so when the last turn that made calls made just one and this turn
 has made none. Waiting for the end of the turn costs a gateway two extra turns of its loop per
 call (the batch, then waking the caller), which at low load is most of a call's cost; under load
 turns make many calls and every call waits for its batch, as before.
@@ -37,20 +37,11 @@ class TurnBatch(Generic[Call]):
         self._last_turn_calls = 0  # the same, for the last turn that made any
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def alone(self) -> bool:
-        """Whether the caller may run its call at once, outside any batch: true when this turn
-        has made no call yet and the last turn that made calls made only one. A true answer
-        counts the call in this turn, so a second call in the same turn is queued."""
-        loop = self._running_loop()
-        if self._turn_calls or self._last_turn_calls > 1:
-            return False
-        self._count_call(loop)
-        return True
-
     def enter(self, call: Call) -> asyncio.Future[Any] | None:
-        """`alone()` and `submit()` in one: None when the caller may run `call` at once (it is
-        counted in this turn), else `call` queued and the future of its outcome. A store calls
-        this for every call it makes on a loop, so it looks at the loop once, not twice."""
+        """None when the caller may run `call` at once, outside any batch: this turn has made no
+        call yet and the last turn that made calls made only one (the call is counted in this
+        turn, so a second call in the same turn is queued). Else `call` queued, and the future
+        of its outcome."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._running_loop()
