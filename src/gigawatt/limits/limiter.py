@@ -42,6 +42,9 @@ class Limiter:
         # Unique across processes without a random draw per call.
         self._prefix = os.urandom(6).hex()
         self._ids = itertools.count()
+        # A store with an event-loop client (SQLite, Redis) has these; looked up once, not per call.
+        self._store_aadmit = getattr(store, "aadmit", None)
+        self._store_areconcile = getattr(store, "areconcile", None)
 
     def plan(self, plan: str | Plan) -> Plan:
         if isinstance(plan, Plan):
@@ -64,7 +67,7 @@ class Limiter:
     ) -> Decision:
         """`admit` for an event loop: a store with an async client is awaited, not blocked on."""
         plan_name, limits, request = self._admission(plan, model, estimate, now)
-        store_admit = getattr(self.store, "aadmit", None)
+        store_admit = self._store_aadmit
         if store_admit is None:
             result = self.store.admit(account, request, now)
         else:
@@ -85,13 +88,9 @@ class Limiter:
         credits = credits_of(self.policy.models[model].credits, estimate)
         rid = f"{self._prefix}{next(self._ids):x}"
         deadline = now + self.reservation_ttl_s
-        request = AdmitRequest(
-            limits.buckets,
-            _costs(limits.buckets, estimate),
-            limits.windows,
-            credits,
-            rid,
-            deadline,
+        costs = _costs(limits.buckets, estimate)
+        request = new_tuple(
+            AdmitRequest, (limits.buckets, costs, limits.windows, credits, rid, deadline)
         )
         return plan_.name, limits, request
 
@@ -102,7 +101,7 @@ class Limiter:
 
     async def areconcile(self, reservation: Reservation, actual: Usage, now: float) -> bool:
         tokens, credits, windows_now = self._reconciliation(reservation, actual, now)
-        store_reconcile = getattr(self.store, "areconcile", None)
+        store_reconcile = self._store_areconcile
         if store_reconcile is None:
             return self.store.reconcile(reservation, tokens, credits, windows_now, now)
         return bool(await store_reconcile(reservation, tokens, credits, windows_now, now))
