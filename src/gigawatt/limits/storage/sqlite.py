@@ -272,10 +272,8 @@ class SQLiteStore(LocalStore):
         except BaseException:
             _rollback(conn)
             raise
-        known = self._known
-        known.update(staged)  # each account's entry was popped above: re-added as the newest
-        while len(known) > self._cached_accounts:
-            del known[next(iter(known))]
+        self._known.update(staged)  # each account's entry was popped above: re-added as newest
+        self._forget_oldest()
         return outcomes
 
     def _one_at_a_time(
@@ -362,10 +360,15 @@ class SQLiteStore(LocalStore):
                 return self._run_now(calls)
 
     def _remember(self, account: str, version: int, state: AccountState) -> None:
+        self._known[account] = (version, state)
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Down to `cached_accounts` states, the longest unused first: a used one is popped and
+        re-added, so the oldest entries are the least recently used."""
         known = self._known
-        known[account] = (version, state)
-        if len(known) > self._cached_accounts:
-            del known[next(iter(known))]  # the longest unused: a used one is popped and re-added
+        while len(known) > self._cached_accounts:
+            del known[next(iter(known))]
 
     def _retry(
         self,

@@ -42,24 +42,18 @@ class TurnBatch(Generic[Call]):
         call yet and the last turn that made calls made only one (the call is counted in this
         turn, so a second call in the same turn is queued). Else `call` queued, and the future
         of its outcome."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._running_loop()
-        if self._turn_calls:
-            self._turn_calls += 1
-        else:
-            loop.call_soon(self._end_of_turn)
-            self._turn_calls = 1
-            if self._last_turn_calls <= 1:
-                return None
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((call, future))
-        return future
+        loop = self._running_loop()
+        alone = not self._turn_calls and self._last_turn_calls <= 1
+        self._count_call(loop)
+        return None if alone else self._queue(loop, call)
 
     def submit(self, call: Call) -> asyncio.Future[Any]:
         loop = self._running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         self._count_call(loop)
+        return self._queue(loop, call)
+
+    def _queue(self, loop: asyncio.AbstractEventLoop, call: Call) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((call, future))
         return future
 
