@@ -15,8 +15,9 @@ SQLite gateway (one worker, two), three runs per target, measures the latency it
 not saturated. CPU time of every process is read from /proc around each timed run. The tables
 go to the `## Gateway` section of docs/benchmarks.md.
 
-`--stack` instead compares the pass-through proxy with aiohttp and httpx as upstream client and
-uvicorn and granian as server (those installed), and the gateway itself on both servers, and
+`--stack` instead compares the pass-through proxy with the gateway's own client, aiohttp's and
+httpx's as upstream client and uvicorn and granian as server (those installed), and the gateway
+itself on both servers, and
 writes the `## Measured` section of docs/gateway.md. LiteLLM runs from its own virtual environment
 (`--litellm-venv`), created and filled from the package index on first use; `--no-litellm`
 skips it.
@@ -526,7 +527,7 @@ class Lab:
         client, _, server_name = target.state.partition("@")
         log = self.tmp / f"{target.key}.log"
         cmd = [sys.executable, str(HERE / "passthrough.py"), "--upstream", self.upstream_base]
-        cmd += ["--port", str(port), "--client", client or "aiohttp"]
+        cmd += ["--port", str(port), "--client", client or "gigawatt"]
         cmd += ["--workers", str(target.workers)]
         proc = spawn([*cmd, "--server", server_name or "uvicorn"], log)
         self.stack.callback(stop, proc)
@@ -965,9 +966,7 @@ def machine_info(tool: LoadTool, tmp: Path) -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "load_tool": tool.version(),
-        "stack": ", ".join(
-            f"{n} {version(n)}" for n in ("uvicorn", "uvloop", "httptools", "aiohttp")
-        ),
+        "stack": ", ".join(f"{n} {version(n)}" for n in ("uvicorn", "uvloop", "httptools")),
         "sqlite": sqlite3.sqlite_version,
     }
 
@@ -1366,10 +1365,10 @@ def markdown(results: Results, command: str, when: str) -> str:
         "--time-scale 0`, one process, answers at once) with a short prompt and "
         "`[[sim:tokens=16]]`. The targets: the upstream directly; `benchmarks/passthrough.py`, "
         "a pass-through proxy with no limits on the gateway's stack (pure ASGI on uvicorn with "
-        "uvloop and httptools, aiohttp client, the cycle collector set as `gigawatt serve` sets "
-        "it), with one and with two worker processes; `gigawatt serve` with memory, SQLite and "
-        "Redis "
-        "state and a policy whose rpm, input_tpm and output_tpm buckets, 5-hour session and "
+        "uvloop and httptools, the gateway's own upstream client, the cycle collector set as "
+        "`gigawatt serve` sets it), with one and with two worker processes; `gigawatt serve` "
+        "with memory, SQLite and Redis state and a policy whose rpm, input_tpm and output_tpm "
+        "buckets, 5-hour session and "
         f"weekly windows all apply but never refuse, with {ACCOUNTS} accounts of one key each "
         "taken in turn (memory:// keys are made through the admin API, since they live in the "
         "gateway's process); and LiteLLM's proxy with model-level rpm and tpm limits set as "
@@ -1384,7 +1383,7 @@ def markdown(results: Results, command: str, when: str) -> str:
         "CPU per request is the user+system time of each process tree over the timed runs "
         "(from /proc), divided by the requests answered; `outside` is the CPU the rest of the "
         "machine used meanwhile (other processes, and kernel work charged to none), in cores. "
-        "Open loop: an aiohttp generator in its own process, "
+        f"Open loop: an aiohttp {version_of('aiohttp')} generator in its own process, "
         "sending at a fixed rate, latency timed from each send."
     )
     lines = [
@@ -1440,7 +1439,7 @@ def markdown(results: Results, command: str, when: str) -> str:
 def stack_targets() -> list[Target]:
     targets = [Target("direct", "direct to the upstream", "direct")]
     servers = ["uvicorn"] + (["granian"] if has("granian") else [])
-    clients = ["aiohttp"] + (["httpx"] if has("httpx") else [])
+    clients = ["gigawatt", "aiohttp"] + (["httpx"] if has("httpx") else [])
     for server in servers:
         for client in clients:
             key = f"pass-{server}-{client}"
@@ -1494,6 +1493,7 @@ def stack_benchmark(args: argparse.Namespace, console: Console) -> StackResults:
         machine.update(load=load_before, library=library_version())
         machine["granian"] = version_of("granian")
         machine["httpx"] = version_of("httpx")
+        machine["aiohttp"] = version_of("aiohttp")
     return StackResults(everything, closed, machine, args.seconds, args.rounds, args.concurrency)
 
 
@@ -1512,7 +1512,7 @@ STACK_COLUMNS = (
     "p50 (ms)",
     "p99 (ms)",
     "proxy CPU µs/req",
-    "x uvicorn+aiohttp",
+    "x the gateway's stack",
     "spread",
     "outside (cores)",
     "errors",
@@ -1521,7 +1521,7 @@ STACK_COLUMNS = (
 
 def stack_rows(results: StackResults) -> list[list[str]]:
     by = {t.key: Row(t, results.closed[t.key]) for t in results.targets}
-    base = by["pass-uvicorn-aiohttp"]
+    base = by["pass-uvicorn-gigawatt"]
     out = []
     for key, row in by.items():
         t = row.target
@@ -1529,7 +1529,7 @@ def stack_rows(results: StackResults) -> list[list[str]]:
             client, _, server = t.state.partition("@")
             what = "pass-through proxy"
         elif t.kind == "gigawatt":
-            client, server = "aiohttp", key.removeprefix("gw-")
+            client, server = "gigawatt", key.removeprefix("gw-")
             what = "gigawatt, SQLite"
         else:
             client = server = "-"
@@ -1554,18 +1554,21 @@ def stack_rows(results: StackResults) -> list[list[str]]:
 
 def stack_reading(results: StackResults) -> str:
     by = {t.key: Row(t, results.closed[t.key]) for t in results.targets}
-    base = by["pass-uvicorn-aiohttp"]
+    base = by["pass-uvicorn-gigawatt"]
     parts = []
-    if "pass-uvicorn-httpx" in by:
-        hx = by["pass-uvicorn-httpx"]
-        parts.append(
-            f"With `httpx.AsyncClient` as upstream client the pass-through spends "
-            f"{hx.cpu_us('proxy'):,.0f} µs of CPU per request against aiohttp's "
-            f"{base.cpu_us('proxy'):,.0f} µs ({hx.cpu_us('proxy') / base.cpu_us('proxy'):.0f}x) "
-            f"and serves {hx.per_s:,.0f} requests/s against {base.per_s:,.0f}."
-        )
-    if "pass-granian-aiohttp" in by:
-        gr = by["pass-granian-aiohttp"]
+    others = (("aiohttp", "aiohttp's `ClientSession`"), ("httpx", "`httpx.AsyncClient`"))
+    for client, name in others:
+        if f"pass-uvicorn-{client}" in by:
+            other = by[f"pass-uvicorn-{client}"]
+            parts.append(
+                f"With {name} as upstream client the pass-through spends "
+                f"{other.cpu_us('proxy'):,.0f} µs of CPU per request against the gateway's "
+                f"client's {base.cpu_us('proxy'):,.0f} µs "
+                f"({other.cpu_us('proxy') / base.cpu_us('proxy'):.1f}x) and serves "
+                f"{other.per_s:,.0f} requests/s against {base.per_s:,.0f}."
+            )
+    if "pass-granian-gigawatt" in by:
+        gr = by["pass-granian-gigawatt"]
         parts.append(
             f"granian as server serves the pass-through at {gr.per_s:,.0f} requests/s "
             f"({gr.per_s / base.per_s:.2f}x uvicorn's) on {gr.cpu_us('proxy'):,.0f} µs of "
@@ -1585,7 +1588,8 @@ def stack_markdown(results: StackResults, command: str, when: str) -> str:
     m = results.machine
     setup = (
         f"Run {when}, gigawatt at {m['library']}, on {m['nproc']} CPUs ({m['cpu']}), {m['os']}, "
-        f"Python {m['python']}, {m['stack']}, httpx {m['httpx']}, granian {m['granian']}; load "
+        f"Python {m['python']}, {m['stack']}, aiohttp {m['aiohttp']}, httpx {m['httpx']}, "
+        f"granian {m['granian']}; load "
         f"from {m['load_tool']}, 1 thread, {results.concurrency} connections, {results.rounds} "
         f"rounds of {results.seconds:g} s per target (every other in reverse order), every "
         f"process on the same machine (load average before it: {m['load']}). The pass-through "

@@ -1,14 +1,14 @@
 """A minimal pass-through proxy: the floor a Python gateway on the same stack can reach.
 
     .venv/bin/python benchmarks/passthrough.py --upstream http://127.0.0.1:8001 --port 8002
-        [--client aiohttp|httpx] [--server uvicorn|granian] [--workers N]
+        [--client gigawatt|aiohttp|httpx] [--server uvicorn|granian] [--workers N]
 
 A pure ASGI app that forwards every request (method, path, query, body, content type and
 authorization) to the upstream and sends back its status, content type and body. No limits, no
 parsing, no logging. By default it runs on the gateway's own stack: uvicorn with uvloop and
-httptools, and one aiohttp `ClientSession` with pooled connections as the upstream client.
-`--client httpx` and `--server granian` swap one part each, for `benchmarks/gateway.py --stack`
-(both are optional: install them to measure them).
+httptools, and the gateway's own upstream client (`gigawatt.gateway.http_client`) with pooled
+connections. `--client aiohttp`, `--client httpx` and `--server granian` swap one part each, for
+`benchmarks/gateway.py --stack` (httpx and granian are optional: install them to measure them).
 
 The app is configured through the environment (`PASSTHROUGH_UPSTREAM`, `PASSTHROUGH_CLIENT`), so
 granian, which imports its target by name, builds the same app as uvicorn.
@@ -45,6 +45,37 @@ class Client:
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, bytes]:
         raise NotImplementedError
+
+
+class GigawattClient(Client):
+    """The gateway's own client. Only POST: the requests it forwards are chat completions."""
+
+    async def start(self) -> None:
+        from gigawatt.gateway.http_client import Client, Timeouts
+
+        self.client = Client()
+        self.timeouts = Timeouts(total=600.0, read=None, connect=10.0)
+        # A request's head depends on its URL and forwarded headers (each caller's key): made
+        # once for each, as the gateway makes one per route.
+        self.endpoints: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        from gigawatt.gateway.http_client import Endpoint
+
+        if method != "POST":
+            return 405, "text/plain", b"this pass-through forwards POST requests only"
+        key = (url, tuple(headers.items()))
+        endpoint = self.endpoints.get(key)
+        if endpoint is None:
+            endpoint = self.endpoints[key] = Endpoint.post(url, headers)
+        response = await self.client.post(endpoint, body, self.timeouts)
+        data = await response.read()
+        return response.status, response.headers.get("content-type", ""), data
 
 
 class AiohttpClient(Client):
@@ -87,11 +118,15 @@ class HttpxClient(Client):
         return response.status_code, response.headers.get("content-type", ""), response.content
 
 
-CLIENTS: dict[str, type[Client]] = {"aiohttp": AiohttpClient, "httpx": HttpxClient}
+CLIENTS: dict[str, type[Client]] = {
+    "gigawatt": GigawattClient,
+    "aiohttp": AiohttpClient,
+    "httpx": HttpxClient,
+}
 
 
 class PassThrough:
-    def __init__(self, upstream: str, client: str = "aiohttp") -> None:
+    def __init__(self, upstream: str, client: str = "gigawatt") -> None:
         self.upstream = upstream.rstrip("/")
         self.client = CLIENTS[client]()
 
@@ -145,7 +180,7 @@ def app() -> PassThrough:
     """The factory granian and uvicorn call: the app the environment describes. The process's
     cycle collector is set as `gigawatt serve` sets its own."""
     tune_gc()
-    return PassThrough(os.environ[UPSTREAM_ENV], os.environ.get(CLIENT_ENV, "aiohttp"))
+    return PassThrough(os.environ[UPSTREAM_ENV], os.environ.get(CLIENT_ENV, "gigawatt"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8001")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--client", choices=sorted(CLIENTS), default="aiohttp")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="gigawatt")
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args(argv)

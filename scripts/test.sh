@@ -117,6 +117,9 @@ else
     log "redis-server (pid $redis_pid) ready at $GIGAWATT_TEST_REDIS_URL"
 fi
 
+# The upstream client's TLS test makes its certificate with the openssl command.
+command -v openssl >/dev/null || apt_install openssl
+
 # --- Lint, then tests ---------------------------------------------------------------------------
 # A lint failure fails the run, but pytest still runs so one CI pass reports both.
 lint_rc=0

@@ -232,6 +232,18 @@ CASES = [
         id="bad-url",
     ),
     pytest.param(
+        policy(upstreams=UPSTREAMS.replace("http://127.0.0.1:8000", "http://:8000")),
+        "upstreams[1].url",
+        "URL with a host",
+        id="url-without-host",
+    ),
+    pytest.param(
+        policy(upstreams=UPSTREAMS.replace("127.0.0.1:8000", "127.0.0.1:port")),
+        "upstreams[1].url",
+        "URL with a host",
+        id="url-with-bad-port",
+    ),
+    pytest.param(
         policy(upstreams=UPSTREAMS.replace('name = "vllm"', 'name = "sim"')),
         "upstreams[1].name",
         "duplicate upstream name 'sim'",

@@ -17,15 +17,20 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from gigawatt.errors import StateError
 from gigawatt.gateway import admin, translate
 from gigawatt.gateway.admission import Pool
 from gigawatt.gateway.errors import GatewayError, anthropic_error, openai_error
 from gigawatt.gateway.headers import Header, anthropic_headers, openai_headers
+from gigawatt.gateway.http_client import (
+    Client,
+    Endpoint,
+    Response,
+    Timeouts,
+    UpstreamConnectionError,
+)
 from gigawatt.gateway.keycache import KeyCache
 from gigawatt.gateway.metrics import Metrics
 from gigawatt.gateway.requests import (
@@ -100,11 +105,9 @@ class Gateway:
             for model in upstream.models:
                 self.routes.setdefault(model, upstream)
         self.upstream_urls = dict(upstream_urls or {})
-        self._ways: dict[
-            tuple[str, str, bool], tuple[Route, URL, dict[str, str], aiohttp.ClientTimeout]
-        ] = {}
+        self._ways: dict[tuple[str, str, bool], tuple[Route, Endpoint, Timeouts]] = {}
         self.pools = {u.name: Pool(u.name, u.max_inflight) for u in policy.upstreams}
-        self.session: aiohttp.ClientSession | None = None
+        self.client: Client | None = None
         self._sim_servers: list[Any] = []
         # Used only when the state store fails and the policy says to keep serving.
         self.local_limiter = Limiter(policy, open_store("memory://"))
@@ -118,15 +121,8 @@ class Gateway:
     async def startup(self) -> None:
         # Loading the tokenizer takes about half a second: at startup, not in the first request.
         load_tokenizer()
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            # Upstreams are asked for plain bytes (Route.headers); one that compresses anyway is
-            # decompressed, since the answer is read for its usage and sent on without encoding.
-            auto_decompress=True,
-            # Cookies an upstream sets must not be kept and sent on for the next caller.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        # It keeps no cookies: nothing one caller's answer set is sent on for the next.
+        self.client = Client()
         for upstream in self.policy.upstreams:
             if upstream.protocol == "sim" and upstream.url is None:
                 # The built-in simulated backend, served by this process on a free port.
@@ -147,9 +143,9 @@ class Gateway:
         close = getattr(self.limiter.store, "aclose", None)
         if close is not None:
             await close()
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
         for server in self._sim_servers:
             await server.close()
         self._sim_servers.clear()
@@ -428,20 +424,18 @@ class Gateway:
         send: Send,
         limit_headers: list[Header],
     ) -> str:
-        route, url, upstream_headers, timeout = self._way(upstream, dialect, request.stream)
+        route, endpoint, timeouts = self._way(upstream, dialect, request.stream)
         body = self._upstream_body(request, route, plan)
-        assert self.session is not None, "the gateway was not started"
+        assert self.client is not None, "the gateway was not started"
         started = time.perf_counter()
         try:
-            response = await self.session.post(
-                url, data=body, headers=upstream_headers, timeout=timeout
-            )
+            response = await self.client.post(endpoint, body, timeouts)
         except TimeoutError as exc:
             await self._settle(admitted, None)
             raise GatewayError(
                 "upstream_timeout", f"{upstream.name} did not answer within {upstream.timeout_s:g}s"
             ) from exc
-        except aiohttp.ClientError as exc:
+        except UpstreamConnectionError as exc:
             await self._settle(admitted, None)
             raise GatewayError("upstream_error", f"{upstream.name} is unreachable: {exc}") from exc
         try:
@@ -462,9 +456,10 @@ class Gateway:
 
     def _way(
         self, upstream: Upstream, dialect: Dialect, stream: bool
-    ) -> tuple[Route, URL, dict[str, str], aiohttp.ClientTimeout]:
-        """The route to `upstream` for a client speaking `dialect`, with its parsed URL, headers
-        and timeouts: made once, since parsing a URL costs more than the rest of a lookup."""
+    ) -> tuple[Route, Endpoint, Timeouts]:
+        """The route to `upstream` for a client speaking `dialect`, with its endpoint (URL and
+        headers, encoded) and timeouts: made once, since parsing a URL costs more than the rest
+        of a lookup."""
         key = (upstream.name, dialect, stream)
         way = self._ways.get(key)
         if way is None:
@@ -472,12 +467,13 @@ class Gateway:
             route = Route(upstream, self._base_url(upstream), upstream_dialect)
             # A whole answer has its total bounded; a stream, each wait between its chunks (a
             # read timeout on a whole answer would only re-arm a timer at every chunk).
-            timeout = aiohttp.ClientTimeout(
+            timeouts = Timeouts(
                 total=None if stream else upstream.timeout_s,
-                sock_connect=min(10.0, upstream.timeout_s),
-                sock_read=upstream.timeout_s if stream else None,
+                read=upstream.timeout_s if stream else None,
+                connect=min(10.0, upstream.timeout_s),
             )
-            way = self._ways[key] = (route, URL(route.url()), route.headers(), timeout)
+            endpoint = Endpoint.post(route.url(), route.headers())  # the policy checked the URL
+            way = self._ways[key] = (route, endpoint, timeouts)
         return way
 
     def _base_url(self, upstream: Upstream) -> str:
@@ -518,10 +514,13 @@ class Gateway:
         return orjson.dumps(body)
 
     async def _upstream_refused(
-        self, response: aiohttp.ClientResponse, upstream: Upstream, admitted: Admitted
+        self, response: Response, upstream: Upstream, admitted: Admitted
     ) -> None:
         await self._settle(admitted, None)
-        text = (await response.text(errors="replace"))[:2000]
+        try:
+            text = (await response.text(errors="replace"))[:2000]
+        except (UpstreamConnectionError, TimeoutError):
+            text = ""  # the status says enough
         message = _upstream_message(text) or f"status {response.status}"
         status = response.status
         if status >= 500 or status in (401, 403):
@@ -537,7 +536,7 @@ class Gateway:
 
     async def _whole(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         request: LLMRequest,
         route: Route,
         admitted: Admitted,
@@ -548,7 +547,7 @@ class Gateway:
         try:
             raw = await response.read()
             data = orjson.loads(raw)
-        except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
+        except (UpstreamConnectionError, ValueError, TimeoutError) as exc:
             await self._settle(admitted, None)
             if isinstance(exc, TimeoutError):
                 raise GatewayError("upstream_timeout", f"{route.upstream.name} timed out") from exc
@@ -582,7 +581,7 @@ class Gateway:
 
     async def _stream(
         self,
-        response: aiohttp.ClientResponse,
+        response: Response,
         request: LLMRequest,
         route: Route,
         admitted: Admitted,
@@ -629,7 +628,7 @@ class Gateway:
                 outcome = "client_disconnected"
             else:
                 pumping.result()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamConnectionError, TimeoutError) as exc:
             outcome = "upstream_cut"
             log.warning("stream from %s ended early: %s", route.upstream.name, exc)
             error = GatewayError("upstream_error", f"{route.upstream.name} stream ended early")

@@ -1,8 +1,6 @@
 """Talking to upstreams: where a model is served, how to call it, and what a response cost.
 
-The client is aiohttp's `ClientSession`, one per process with pooled connections: measured on
-these machines it spends about a tenth of the CPU per proxied request that `httpx.AsyncClient`
-does (docs/gateway.md).
+The HTTP itself is `http_client`'s, one client per process with pooled connections.
 """
 
 from __future__ import annotations
@@ -12,9 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
+from gigawatt.gateway.http_client import Response
 from gigawatt.gateway.requests import Dialect
 from gigawatt.gateway.tokens import count_text
 from gigawatt.limits import Usage
@@ -37,7 +35,7 @@ class Route:
 
     def headers(self) -> dict[str, str]:
         # The gateway reads every answer (its usage) and passes on the plain bytes: an upstream
-        # must not compress them (aiohttp would otherwise ask for gzip on its own).
+        # need not compress them (the client decodes gzip and deflate if one does anyway).
         headers = {"content-type": "application/json", "accept-encoding": "identity"}
         key = os.environ.get(self.upstream.api_key_env, "") if self.upstream.api_key_env else ""
         if self.dialect == "anthropic":
@@ -148,13 +146,13 @@ class StreamMeter:
 
 
 async def sse_events(
-    response: aiohttp.ClientResponse,
+    response: Response,
 ) -> AsyncIterator[tuple[bytes, str | None, dict[str, Any] | None]]:
     """Each server-sent event as (its raw bytes, its event name, its JSON data or None)."""
     lines: list[bytes] = []
     event: str | None = None
     data: list[bytes] = []
-    async for line in response.content:
+    async for line in response.lines():
         lines.append(line)
         stripped = line.rstrip(b"\r\n")
         if stripped:

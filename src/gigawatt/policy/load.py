@@ -62,6 +62,7 @@ from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gigawatt.errors import PolicyError, Problem
@@ -331,8 +332,11 @@ class PolicyReader:
             url = self.string(table, path, "url", None)
             if url is None and protocol not in ("sim", MISSING):
                 self.add(key_path(path, "url"), f"missing: a {protocol} upstream needs a url")
-            elif url not in (None, MISSING) and not url.startswith(("http://", "https://")):
-                self.add(key_path(path, "url"), f"expected an http:// or https:// URL, got {url!r}")
+            elif url not in (None, MISSING) and not _is_http_url(url):
+                self.add(
+                    key_path(path, "url"),
+                    f"expected an http:// or https:// URL with a host, got {url!r}",
+                )
             models = self.model_list(table, path, "models", MISSING, self.model_names)
             max_inflight = self.integer(table, path, "max_inflight", 64)
             timeout_s = self.seconds(table, path, "timeout", "600s")
@@ -890,3 +894,12 @@ def _parse_days(text: str) -> frozenset[int] | None:
             return None
         days.update((start + i) % 7 for i in range((end - start) % 7 + 1))
     return frozenset(days)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
