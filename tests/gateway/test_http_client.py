@@ -543,5 +543,6 @@ def test_endpoints_take_http_urls_with_their_query() -> None:
     assert (made.host, made.port, made.secure) == ("example.com", 443, True)
     assert made.head.startswith(b"POST /v1/x?beta=true HTTP/1.1\r\nhost: example.com\r\na: b\r\n")
     assert Endpoint.post("http://h:81", {}).head.startswith(b"POST / HTTP/1.1\r\nhost: h:81\r\n")
+    assert b"\r\nhost: [::1]:81\r\n" in Endpoint.post("http://u:p@[::1]:81/", {}).head
     with pytest.raises(ValueError, match="not an http"):
         Endpoint.post("ftp://example.com/", {})

@@ -59,7 +59,8 @@ class Endpoint:
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {path} HTTP/1.1", f"host: {parts.netloc}"]
+        host = parts.netloc.rpartition("@")[2]  # without any user:password@
+        lines = [f"POST {path} HTTP/1.1", f"host: {host}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
         return cls(parts.hostname, port, secure, head)
