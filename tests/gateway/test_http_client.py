@@ -546,3 +546,22 @@ def test_endpoints_take_http_urls_with_their_query() -> None:
     assert b"\r\nhost: [::1]:81\r\n" in Endpoint.post("http://u:p@[::1]:81/", {}).head
     with pytest.raises(ValueError, match="not an http"):
         Endpoint.post("ftp://example.com/", {})
+
+
+def test_an_error_answer_to_a_stream_request_is_read_within_the_read_timeout() -> None:
+    async def main() -> None:
+        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+            await upstream.read_request(reader)
+            writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100\r\n\r\noops")
+            await writer.drain()
+            await upstream.until_closed(reader)
+
+        async with serving(handler) as upstream:
+            stalls = Timeouts(total=None, read=0.3, connect=5.0)
+            response = await Client().post(endpoint(upstream), b"{}", stalls)
+            assert response.status == 500
+            with pytest.raises(TimeoutError):
+                await response.read()
+            await asyncio.wait_for(upstream.closed.wait(), 5)
+
+    run(main())

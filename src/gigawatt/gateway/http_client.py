@@ -105,11 +105,12 @@ class Response:
         self._decoder: zlib._Decompress | None = None
 
     async def read(self) -> bytes:
-        """The whole body; the connection goes back to its pool."""
+        """The whole body; the connection goes back to its pool. A stream's body (an upstream's
+        error, say) has each wait bounded by the read timeout."""
         while not self._complete:
             if self._error is not None:
                 raise self._error
-            await self._wait()
+            await self._wait(self._connection.timeouts.read)
         if self._error is not None:
             raise self._error
         body = b"".join(self._chunks)
@@ -365,7 +366,11 @@ class _Pool:
         stale_before = time.monotonic() - IDLE_S
         while idle:
             connection = idle.pop()
-            if not connection.closed and connection.idle_since >= stale_before:
+            if (
+                not connection.closed
+                and connection.idle_since >= stale_before
+                and not connection.transport.is_closing()  # type: ignore[union-attr]
+            ):
                 return connection
             connection.abort()
         return None
