@@ -406,8 +406,9 @@ class Client:
             try:
                 return await self._exchange(connection, endpoint.head, body, timeouts)
             except UpstreamConnectionError:
-                # A kept connection the upstream closed as it was reused: nothing reached the
-                # upstream's application, so the request is sent once more on a new connection.
+                # Closed before a byte of the answer: what an upstream closing an idle kept
+                # connection just as it is reused looks like, so the request goes once more on a
+                # new connection. (An upstream that took it and died silently sees it twice.)
                 if connection.received:
                     raise
         connection = await self._connect(pool, timeouts.connect)
