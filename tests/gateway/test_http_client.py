@@ -8,9 +8,10 @@ import gzip
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ from gigawatt.gateway.http_client import (
     UpstreamConnectionError,
 )
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
+Handler = Callable[["Upstream", Reader, Writer], Awaitable[None]]
 WHOLE = Timeouts(total=5.0, read=None, connect=5.0)
 STREAM = Timeouts(total=None, read=5.0, connect=5.0)
 
@@ -32,6 +34,7 @@ class Upstream:
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
+        self.port = 0
         self.connections = 0
         self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
         self.closed = asyncio.Event()  # set when a connection ends from the client's side
@@ -39,7 +42,7 @@ class Upstream:
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            await self.handler(reader, writer)
+            await self.handler(self, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             self.closed.set()
         finally:
@@ -66,10 +69,12 @@ class Upstream:
 
 
 @asynccontextmanager
-async def serving(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator:
+async def serving(
+    handler: Handler, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Upstream]:
     upstream = Upstream(handler)
     server = await asyncio.start_server(upstream, "127.0.0.1", 0, ssl=ssl_context)
-    upstream.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    upstream.port = server.sockets[0].getsockname()[1]
     try:
         yield upstream
     finally:
@@ -77,7 +82,7 @@ async def serving(handler: Handler, ssl_context: ssl.SSLContext | None = None) -
 
 
 def endpoint(upstream: Upstream, scheme: str = "http") -> Endpoint:
-    url = f"{scheme}://127.0.0.1:{upstream.port}/v1/chat/completions"  # type: ignore[attr-defined]
+    url = f"{scheme}://127.0.0.1:{upstream.port}/v1/chat/completions"
     return Endpoint.post(url, {"content-type": "application/json", "x-test": "1"})
 
 
@@ -86,19 +91,19 @@ def answer(body: bytes, *headers: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-async def keep_answering(upstream: Upstream, reader, writer, reply: bytes) -> None:  # type: ignore[no-untyped-def]
+async def keep_answering(upstream: Upstream, reader: Reader, writer: Writer, reply: bytes) -> None:
     while await upstream.read_request(reader):
         writer.write(reply)
         await writer.drain()
 
 
-def run(coroutine: Awaitable[object]) -> object:
-    return asyncio.run(asyncio.wait_for(coroutine, 20))  # type: ignore[arg-type]
+def run(test: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(test, 20))
 
 
 def test_sends_one_request_head_and_body_and_keeps_the_connection() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await keep_answering(upstream, reader, writer, answer(b'{"ok":1}', "x-up: a"))
 
         async with serving(handler) as upstream:
@@ -114,7 +119,7 @@ def test_sends_one_request_head_and_body_and_keeps_the_connection() -> None:
         assert body == b'{"n":22}'
         lines = head.decode().split("\r\n")
         assert lines[0] == "POST /v1/chat/completions HTTP/1.1"
-        assert f"host: 127.0.0.1:{upstream.port}" in lines  # type: ignore[attr-defined]
+        assert f"host: 127.0.0.1:{upstream.port}" in lines
         assert "content-length: 8" in lines and "x-test: 1" in lines
 
     run(main())
@@ -122,7 +127,7 @@ def test_sends_one_request_head_and_body_and_keeps_the_connection() -> None:
 
 def test_reads_a_chunked_answer() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             for part in (b"hel", b"lo ", b"world"):
@@ -146,7 +151,7 @@ def test_reads_a_chunked_answer() -> None:
 
 def test_an_answer_without_a_length_ends_with_its_connection_which_is_not_reused() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npart one, ")
             await writer.drain()
@@ -166,7 +171,7 @@ def test_an_answer_without_a_length_ends_with_its_connection_which_is_not_reused
 
 def test_an_upstream_that_says_connection_close_gets_a_new_connection_each_time() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(answer(b"x", "connection: close"))
             await writer.drain()
@@ -192,7 +197,7 @@ def test_a_compressed_answer_is_decoded_whole_and_as_lines(encoding: str) -> Non
     packed = gzip.compress(text) if encoding == "gzip" else __import__("zlib").compress(text)
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             reply = answer(packed, f"content-encoding: {encoding}")
             await keep_answering(upstream, reader, writer, reply)
 
@@ -210,7 +215,7 @@ def test_a_compressed_answer_is_decoded_whole_and_as_lines(encoding: str) -> Non
 
 def test_an_encoding_it_cannot_decode_is_an_error() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await keep_answering(upstream, reader, writer, answer(b"...", "content-encoding: br"))
 
         async with serving(handler) as upstream:
@@ -224,7 +229,7 @@ def test_a_stream_comes_line_by_line_however_its_bytes_are_cut() -> None:
     pieces = [b"event: a\r\nda", b'ta: {"x"', b": 1}\r\n\r\n", b"data: [DONE]\n\nlast, unended"]
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n")
             writer.write(b"transfer-encoding: chunked\r\n\r\n")
@@ -258,7 +263,7 @@ def test_a_stream_comes_line_by_line_however_its_bytes_are_cut() -> None:
 
 def test_a_refused_connection_names_the_upstream() -> None:
     async def main() -> None:
-        async with serving(lambda reader, writer: asyncio.sleep(0)) as upstream:
+        async with serving(lambda upstream, reader, writer: asyncio.sleep(0)) as upstream:
             closed = endpoint(upstream)
         with pytest.raises(UpstreamConnectionError, match=f"127.0.0.1:{closed.port}"):
             await Client().post(closed, b"{}", WHOLE)
@@ -268,7 +273,7 @@ def test_a_refused_connection_names_the_upstream() -> None:
 
 def test_an_upstream_that_never_answers_times_out_and_its_connection_is_closed() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             while await upstream.read_request(reader):
                 pass
 
@@ -283,7 +288,7 @@ def test_an_upstream_that_never_answers_times_out_and_its_connection_is_closed()
 
 def test_a_total_timeout_covers_a_body_that_trickles() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
             for _ in range(100):
@@ -302,7 +307,7 @@ def test_a_total_timeout_covers_a_body_that_trickles() -> None:
 
 def test_a_stream_that_stalls_times_out_at_its_read_timeout() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             writer.write(b"6\r\nfirst\n\r\n")
@@ -323,7 +328,7 @@ def test_a_stream_that_stalls_times_out_at_its_read_timeout() -> None:
 
 def test_a_connection_cut_mid_answer_is_an_error_and_is_not_retried() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nonly part")
             await writer.drain()
@@ -339,7 +344,7 @@ def test_a_connection_cut_mid_answer_is_an_error_and_is_not_retried() -> None:
 
 def test_a_kept_connection_closed_before_any_answer_is_replaced_once() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             if upstream.connections == 1:
                 # Answers one request, then reads the next and hangs up without a word: what a
                 # server closing an idle connection at the moment it is reused looks like.
@@ -362,7 +367,7 @@ def test_a_kept_connection_closed_before_any_answer_is_replaced_once() -> None:
 
 def test_an_answer_that_is_not_http_is_an_error() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
             await writer.drain()
@@ -377,7 +382,7 @@ def test_an_answer_that_is_not_http_is_an_error() -> None:
 
 def test_an_interim_100_continue_is_skipped() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             reply = b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b"done")
             await keep_answering(upstream, reader, writer, reply)
 
@@ -396,7 +401,7 @@ def test_an_answer_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(http_client, "MAX_BODY_BYTES", 1000)
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await keep_answering(upstream, reader, writer, answer(b"x" * 5000))
 
         async with serving(handler) as upstream:
@@ -412,7 +417,7 @@ def test_a_stream_read_slowly_is_held_back_at_the_socket_not_in_memory() -> None
     count = 4000  # about 4 MB
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (len(line) * count))
             for _ in range(count):
@@ -434,7 +439,7 @@ def test_a_stream_read_slowly_is_held_back_at_the_socket_not_in_memory() -> None
 
 def test_a_reader_cancelled_mid_stream_closes_the_connection() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
             for i in range(100):
@@ -462,7 +467,7 @@ def test_a_reader_cancelled_mid_stream_closes_the_connection() -> None:
 
 def test_releasing_an_answer_twice_leaves_the_next_request_alone() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(answer(b"z"))
             await upstream.read_request(reader)
@@ -490,7 +495,7 @@ def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(http_client, "IDLE_S", 0.05)
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await keep_answering(upstream, reader, writer, answer(b"k"))
 
         async with serving(handler) as upstream:
@@ -521,7 +526,7 @@ def test_https_upstreams_are_verified(tmp_path: Path) -> None:
     trusting = ssl.create_default_context(cafile=str(cert))
 
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await keep_answering(upstream, reader, writer, answer(b"secret"))
 
         async with serving(handler, server_context) as upstream:
@@ -550,7 +555,7 @@ def test_endpoints_take_http_urls_with_their_query() -> None:
 
 def test_an_error_answer_to_a_stream_request_is_read_within_the_read_timeout() -> None:
     async def main() -> None:
-        async def handler(reader, writer):  # type: ignore[no-untyped-def]
+        async def handler(upstream: Upstream, reader: Reader, writer: Writer) -> None:
             await upstream.read_request(reader)
             writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100\r\n\r\noops")
             await writer.drain()
