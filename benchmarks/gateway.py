@@ -17,10 +17,9 @@ go to the `## Gateway` section of docs/benchmarks.md.
 
 `--stack` instead compares the pass-through proxy with the gateway's own client, aiohttp's and
 httpx's as upstream client and uvicorn and granian as server (those installed), and the gateway
-itself on both servers, and
-writes the `## Measured` section of docs/gateway.md. LiteLLM runs from its own virtual environment
-(`--litellm-venv`), created and filled from the package index on first use; `--no-litellm`
-skips it.
+itself on both servers, and writes the `## Measured` section of docs/gateway.md. LiteLLM runs
+from its own virtual environment (`--litellm-venv`), created and filled from the package index
+on first use; `--no-litellm` skips it.
 """
 
 from __future__ import annotations
@@ -372,10 +371,10 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     timeouts = Timeouts(total=30.0, read=None, connect=10.0)
     recording = [False]
 
-    async def one(session: Client, i: int, due: float | None) -> None:
+    async def one(i: int, due: float | None) -> None:
         t0 = clock()
         try:
-            response = await session.post(endpoints[i % len(endpoints)], body, timeouts)
+            response = await client.post(endpoints[i % len(endpoints)], body, timeouts)
             await response.read()
             good = response.status < 400
         except (UpstreamConnectionError, TimeoutError):
@@ -392,14 +391,14 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
             counts["errors"] += 1
 
     # A closed loop's workers send one request each at a time: at most N connections.
-    session = Client()
+    client = Client()
     try:
 
         async def closed(until: float) -> None:
             async def worker(w: int) -> None:
                 i = w
                 while clock() < until:
-                    await one(session, i, None)
+                    await one(i, None)
                     i += spec["concurrency"]
 
             await asyncio.gather(*(worker(w) for w in range(spec["concurrency"])))
@@ -412,7 +411,7 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
                 delay = due - clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.ensure_future(one(session, i, due))
+                task = asyncio.ensure_future(one(i, due))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             if pending:
@@ -433,7 +432,7 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
             await open_loop(t0, seconds)
             elapsed = max(seconds, clock() - t0)
     finally:
-        await session.close()
+        await client.close()
     latencies.sort()
     lags.sort()
     return {

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from gigawatt.gateway import http_client
 from gigawatt.gateway.serve import UVICORN_OPTIONS, tune_gc
 
 Scope = MutableMapping[str, Any]
@@ -51,13 +52,11 @@ class GigawattClient(Client):
     """The gateway's own client. Only POST: the requests it forwards are chat completions."""
 
     async def start(self) -> None:
-        from gigawatt.gateway.http_client import Client, Timeouts
-
-        self.client = Client()
-        self.timeouts = Timeouts(total=600.0, read=None, connect=10.0)
+        self.client = http_client.Client()
+        self.timeouts = http_client.Timeouts(total=600.0, read=None, connect=10.0)
         # A request's head depends on its URL and forwarded headers (each caller's key): made
         # once for each, as the gateway makes one per route.
-        self.endpoints: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self.endpoints: dict[tuple[str, tuple[tuple[str, str], ...]], http_client.Endpoint] = {}
 
     async def close(self) -> None:
         await self.client.close()
@@ -65,14 +64,12 @@ class GigawattClient(Client):
     async def request(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, bytes]:
-        from gigawatt.gateway.http_client import Endpoint
-
         if method != "POST":
             return 405, "text/plain", b"this pass-through forwards POST requests only"
         key = (url, tuple(headers.items()))
         endpoint = self.endpoints.get(key)
         if endpoint is None:
-            endpoint = self.endpoints[key] = Endpoint.post(url, headers)
+            endpoint = self.endpoints[key] = http_client.Endpoint.post(url, headers)
         response = await self.client.post(endpoint, body, self.timeouts)
         data = await response.read()
         return response.status, response.headers.get("content-type", ""), data
