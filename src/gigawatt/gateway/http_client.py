@@ -240,7 +240,7 @@ class _Connection(asyncio.Protocol):
         response = self.response
         if response is None or response._complete:
             return
-        if response.status and self._ends_at_close():
+        if response.status and _ends_at_close(response.headers):
             response._finish()
             return
         reason = f": {exc}" if exc else ""
@@ -346,12 +346,10 @@ class _Connection(asyncio.Protocol):
             self.response._fail(error)
         self.abort()
 
-    def _ends_at_close(self) -> bool:
-        # An answer with neither a content-length nor chunks ends when the connection does.
-        headers = self.response.headers if self.response is not None else {}
-        return "content-length" not in headers and "chunked" not in headers.get(
-            "transfer-encoding", ""
-        )
+
+def _ends_at_close(headers: dict[str, str]) -> bool:
+    # An answer with neither a content-length nor chunks ends when the connection does.
+    return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
 
 
 class _Pool:
